@@ -196,7 +196,7 @@ class Agent(nn.Module):
             action = dist.sample()
         return action, dist.log_prob(action), dist.entropy(), self.get_value(x)
 
-    def act_greedy(self, x: torch.Tensor) -> torch.Tensor:
+    def act_deterministic(self, x: torch.Tensor) -> torch.Tensor:
         return self.actor(x).argmax(-1)
 
     def numpy_layers(self) -> tuple[list, list]:
@@ -334,7 +334,7 @@ def evaluate(agent: Agent, env_id: str, episodes: int, seed: int, device: torch.
     returns = np.full(episodes, np.nan)
     while np.isnan(returns).any():
         with torch.inference_mode():
-            action = agent.act_greedy(torch.as_tensor(obs, dtype=torch.float32, device=device))
+            action = agent.act_deterministic(torch.as_tensor(obs, dtype=torch.float32, device=device))
         obs, _, _, _, infos = envs.step(action.cpu().numpy())
         if "final_info" in infos and "_episode" in infos["final_info"]:
             first = infos["final_info"]["_episode"] & np.isnan(returns)
@@ -354,12 +354,13 @@ def main(args: Args) -> dict:
     rng = np.random.default_rng(args.seed)  # action sampling in the rollout
     torch.backends.cudnn.deterministic = args.torch_deterministic
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+    loaded = load_checkpoint(args.load_model, args.env_id, device) if args.load_model is not None else None
     run_name, run_dir = create_run_dir(args)
     logger = RunLogger(run_dir, args, run_name)
     eval_seed = args.seed + 100_000  # evaluation episodes never replay training seeds
 
-    if args.load_model is not None:
-        agent = load_checkpoint(args.load_model, args.env_id, device)
+    if loaded is not None:
+        agent = loaded
         eval_returns = evaluate(agent, args.env_id, args.eval_episodes, eval_seed, device) if args.eval_episodes else []
         for r in eval_returns:
             logger.log(0, {"eval/episodic_return": r})
