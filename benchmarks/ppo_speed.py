@@ -4,6 +4,9 @@
 
 Each repetition times the bare vector environment (random actions, same 4 envs) and then ppo.py's
 training loop, so the ratio of the two is measured under the same machine load; medians are reported.
+Both are timed by the wall clock and by the process's CPU time: with one torch thread the process is
+single-threaded, so on an idle machine the two agree, and on a shared one the CPU-time figure is what the
+code costs while the wall-clock figure also counts time spent waiting for a core.
 """
 import argparse
 import os
@@ -18,24 +21,25 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import ppo  # noqa: E402
 
 
-def env_only_sps(steps: int, num_envs: int = 4) -> float:
+def timed(fn, steps: int) -> tuple[float, float]:
+    """(wall-clock SPS, CPU-time SPS) of fn()."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return steps / (time.perf_counter() - wall), steps / (time.process_time() - cpu)
+
+
+def env_only(steps: int, num_envs: int = 4) -> None:
     envs = ppo.make_envs("CartPole-v1", num_envs)
     envs.reset(seed=0)
     rng = np.random.default_rng(0)
-    start = time.perf_counter()
     for _ in range(steps // num_envs):
         envs.step(rng.integers(0, 2, num_envs))
-    sps = steps / (time.perf_counter() - start)
     envs.close()
-    return sps
 
 
-def ppo_sps(steps: int, **overrides) -> float:
+def ppo_run(steps: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        args = ppo.Args(total_timesteps=steps, eval_episodes=0, cuda=False, runs_dir=tmp, **overrides)
-        start = time.perf_counter()
-        ppo.main(args)
-        return steps / (time.perf_counter() - start)
+        ppo.main(ppo.Args(total_timesteps=steps, eval_episodes=0, cuda=False, runs_dir=tmp))
 
 
 def main() -> None:
@@ -43,14 +47,18 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--steps", type=int, default=102_400)
     opts = parser.parse_args()
-    env, agent = [], []
+    ppo_run(2048)  # first-call costs (imports torch._dynamo for the optimizer) stay out of the timings
+    rows = []
     for rep in range(opts.reps):
-        env.append(env_only_sps(opts.steps))
-        agent.append(ppo_sps(opts.steps))
-        print(f"rep {rep}: env alone {env[-1]:,.0f} SPS | ppo.py {agent[-1]:,.0f} SPS", flush=True)
-    e, a = statistics.median(env), statistics.median(agent)
-    print(f"median over {opts.reps}: env alone {e:,.0f} SPS | ppo.py {a:,.0f} SPS (wall clock incl. updates) "
-          f"| ppo.py / env = {a / e:.2f} | OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
+        rows.append(timed(lambda: env_only(opts.steps), opts.steps) + timed(lambda: ppo_run(opts.steps), opts.steps))
+        print("rep {}: env alone {:,.0f} SPS wall / {:,.0f} CPU | ppo.py {:,.0f} SPS wall / {:,.0f} CPU".format(rep, *rows[-1]),
+              flush=True)
+    env_wall, env_cpu, ppo_wall, ppo_cpu = (statistics.median(col) for col in zip(*rows))
+    print(f"median of {opts.reps} (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, {os.cpu_count()} cores, "
+          f"load average {os.getloadavg()[0]:.1f}):")
+    print(f"  env alone: {env_wall:,.0f} SPS wall clock, {env_cpu:,.0f} SPS CPU time")
+    print(f"  ppo.py:    {ppo_wall:,.0f} SPS wall clock, {ppo_cpu:,.0f} SPS CPU time (rollout + updates)")
+    print(f"  ppo.py / env alone: {ppo_wall / env_wall:.3f} wall, {ppo_cpu / env_cpu:.3f} CPU")
 
 
 if __name__ == "__main__":

@@ -88,6 +88,31 @@ def test_smoke_training_logs_finite_scalars(script, env_id, cuda):
         assert math.isfinite(metrics["charts/action_std"][-1][1])
 
 
+def test_capture_video_writes_mp4():
+    out = run("ppo", capture_video=True, num_envs=1, num_steps=32, total_timesteps=32)
+    assert list((Path(out["run_dir"]) / "videos").glob("*.mp4"))
+
+
+def test_target_kl_stops_the_update_after_the_first_epoch(monkeypatch):
+    """The first epoch's mean approx KL is positive (only its first minibatch has ratio 1), so with
+    --target-kl 0 every update stops after one epoch: num_minibatches optimizer steps instead of
+    update_epochs * num_minibatches."""
+    steps = []
+
+    class CountingAdam(torch.optim.Adam):
+        def step(self, closure=None):
+            steps.append(1)
+            return super().step(closure)
+
+    monkeypatch.setattr(torch.optim, "Adam", CountingAdam)
+    budget = dict(num_envs=2, num_steps=64, total_timesteps=512, num_minibatches=4, update_epochs=4)
+    run("ppo", **budget)
+    assert len(steps) == 4 * 4 * 4  # 4 iterations x 4 epochs x 4 minibatches
+    steps.clear()
+    run("ppo", target_kl=0.0, **budget)
+    assert len(steps) == 4 * 4
+
+
 # ---- reproducibility
 @pytest.mark.parametrize("script,env_id", [("ppo", "CartPole-v1"), ("a2c", "CartPole-v1"), ("a2c", "Pendulum-v1")])
 def test_seeded_runs_are_reproducible(script, env_id):

@@ -1,0 +1,79 @@
+"""Run one script on one environment for several seeds, as a user would from the shell, and summarize.
+
+    python benchmarks/learning_check.py ppo.py CartPole-v1 --seeds 1 2 3 4 5 --threshold 475
+    python benchmarks/learning_check.py a2c.py Pendulum-v1 --seeds 1 2 3 --threshold -200 -- --total-timesteps 1000000
+
+Each run is a subprocess (`python SCRIPT --env-id ENV --seed S [extra args]`) writing into
+benchmarks/runs/. From its metrics.csv the table reports the mean training return of the last
+`--window` episodes, the deterministic evaluation return, and the environment step and wall-clock
+second at which the mean of `--window` consecutive training episodes first reached `--threshold`.
+"""
+import argparse
+import csv
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def read_run(run_dir: Path) -> dict:
+    out: dict[str, list[tuple[int, float, float]]] = {}
+    with open(run_dir / "metrics.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            out.setdefault(row["name"], []).append((int(row["global_step"]), float(row["wall_time"]), float(row["value"])))
+    return out
+
+
+def summarize(metrics: dict, threshold: float, window: int) -> dict:
+    episodes = metrics.get("charts/episodic_return", [])
+    returns = [v for _, _, v in episodes]
+    crossing = None
+    for i in range(window, len(returns) + 1):
+        if statistics.fmean(returns[i - window:i]) >= threshold:
+            crossing = episodes[i - 1][:2]
+            break
+    sps = metrics.get("charts/SPS", [])
+    evals = [v for _, _, v in metrics.get("eval/episodic_return", [])]
+    return {"final": statistics.fmean(returns[-window:]) if returns else float("nan"),
+            "eval": statistics.fmean(evals) if evals else float("nan"),
+            "cross_step": crossing[0] if crossing else None, "cross_s": crossing[1] if crossing else None,
+            "sps": sps[-1][2] if sps else float("nan"), "episodes": len(returns),
+            "last_step": max((s for rows in metrics.values() for s, _, _ in rows), default=0)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("script")
+    parser.add_argument("env_id")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--threshold", type=float, required=True)
+    parser.add_argument("--window", type=int, default=20)
+    parser.add_argument("--runs-dir", default=str(ROOT / "benchmarks" / "runs"))
+    parser.add_argument("extra", nargs="*", help="arguments passed to the script (after --)")
+    opts = parser.parse_args()
+    rows = []
+    for seed in opts.seeds:
+        exp_name = f"check_{Path(opts.script).stem}"
+        cmd = [sys.executable, str(ROOT / opts.script), "--env-id", opts.env_id, "--seed", str(seed),
+               "--exp-name", exp_name, "--runs-dir", opts.runs_dir, *opts.extra]
+        print("$", " ".join(cmd[1:]), flush=True)
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        prefix = f"{opts.env_id}__{exp_name}__{seed}__"
+        run_dir = max((p for p in Path(opts.runs_dir).iterdir() if p.name.startswith(prefix)), key=lambda p: p.stat().st_mtime)
+        rows.append((seed, run_dir, summarize(read_run(run_dir), opts.threshold, opts.window)))
+    print(f"\n{opts.script} on {opts.env_id} {' '.join(opts.extra)}")
+    print(f"| seed | final return (last {opts.window} ep.) | eval return | first step mean>={opts.threshold:g} | seconds | SPS | steps |")
+    print("|---|---|---|---|---|---|---|")
+    for seed, _, s in rows:
+        cross = f"{s['cross_step']:,}" if s["cross_step"] is not None else "never"
+        secs = f"{s['cross_s']:.1f}" if s["cross_s"] is not None else "-"
+        print(f"| {seed} | {s['final']:.1f} | {s['eval']:.1f} | {cross} | {secs} | {s['sps']:,.0f} | {s['last_step']:,} |")
+    finals = [s["final"] for _, _, s in rows]
+    print(f"| mean ± std | {statistics.fmean(finals):.1f} ± {statistics.pstdev(finals):.1f} | | | | | |")
+
+
+if __name__ == "__main__":
+    main()
