@@ -37,7 +37,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 import tyro
-from torch.distributions import Categorical
 
 
 # ---------------------------------------------------------------- arguments
@@ -191,10 +190,15 @@ class Agent(nn.Module):
         return self.critic(x).squeeze(-1)
 
     def get_action_and_value(self, x: torch.Tensor, action: torch.Tensor | None = None):
-        dist = Categorical(logits=self.actor(x), validate_args=False)
+        """Sample (or score the given) actions: a, log pi(a|s), the entropy of pi(.|s), and V(s). The categorical
+        is written out rather than built with torch.distributions: the same numbers with fewer ops per
+        minibatch (12% of the update's time, benchmarks/ppo_speed.py)."""
+        logp_all = torch.log_softmax(self.actor(x), dim=-1)
         if action is None:
-            action = dist.sample()
-        return action, dist.log_prob(action), dist.entropy(), self.get_value(x)
+            action = torch.multinomial(logp_all.exp(), 1).squeeze(-1)
+        logprob = logp_all.gather(-1, action.unsqueeze(-1)).squeeze(-1)
+        entropy = -(logp_all.exp() * logp_all).sum(-1)
+        return action, logprob, entropy, self.get_value(x)
 
     def act_deterministic(self, x: torch.Tensor) -> torch.Tensor:
         return self.actor(x).argmax(-1)

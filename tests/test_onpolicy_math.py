@@ -111,6 +111,19 @@ def test_ppo_numpy_forward_matches_torch_and_follows_updates():
     np.testing.assert_allclose(ppo.mlp_numpy(actor, x.numpy()), agent.actor(x).detach().numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_ppo_policy_scores_match_torch_distributions():
+    torch.manual_seed(0)
+    agent = ppo.Agent(4, 5)
+    x, action = torch.randn(64, 4) * 3, torch.randint(0, 5, (64,))
+    _, logprob, entropy, value = agent.get_action_and_value(x, action)
+    reference = Categorical(logits=agent.actor(x))
+    torch.testing.assert_close(logprob, reference.log_prob(action))
+    torch.testing.assert_close(entropy, reference.entropy())
+    torch.testing.assert_close(value, agent.critic(x)[:, 0])
+    sampled, *_ = agent.get_action_and_value(x)
+    assert sampled.shape == (64,) and sampled.dtype == torch.long and 0 <= sampled.min() <= sampled.max() < 5
+
+
 def test_categorical_sampling_is_exact():
     """Gumbel-max samples follow softmax(logits), and the recorded log-probability is torch's."""
     logits = np.array([[0.0, 1.0, -1.0, 2.0]] * 40_000, dtype=np.float32)
