@@ -383,10 +383,11 @@ def main(args: Args) -> dict:
     batch_size = args.num_envs * args.num_steps
     minibatch_size = batch_size // args.num_minibatches
     num_iterations = args.total_timesteps // batch_size
-    # Rollout storage, preallocated in numpy; it crosses to torch once per rollout.
+    # Rollout storage, preallocated in numpy; it crosses to torch once per rollout. The critic is not run per
+    # step: the weights are fixed during the rollout, so V(obs) comes from one batched forward pass after it.
     obs = np.zeros((args.num_steps, args.num_envs, obs_dim), dtype=np.float32)
     actions = np.zeros((args.num_steps, args.num_envs), dtype=np.int64)
-    logprobs, values, rewards, dones = (np.zeros((args.num_steps, args.num_envs), dtype=np.float32) for _ in range(4))
+    logprobs, rewards, dones = (np.zeros((args.num_steps, args.num_envs), dtype=np.float32) for _ in range(3))
 
     global_step, episodic_returns, eval_returns = 0, [], []
     start_time = last_print = time.time()
@@ -403,7 +404,6 @@ def main(args: Args) -> dict:
                 global_step += args.num_envs
                 obs[step] = next_obs_np.reshape(args.num_envs, -1)
                 actions[step], logprobs[step] = sample_categorical(mlp_numpy(actor_np, obs[step]), rng)
-                values[step] = mlp_numpy(critic_np, obs[step])[:, 0]
                 next_obs_np, reward, terminated, truncated, infos = envs.step(actions[step])
                 rewards[step] = reward
                 dones[step] = terminated | truncated
@@ -420,12 +420,13 @@ def main(args: Args) -> dict:
                                                  "charts/episodic_length": ep["l"][i]})
 
             # ---- advantages
-            next_value = mlp_numpy(critic_np, next_obs_np.reshape(args.num_envs, -1).astype(np.float32))[:, 0]
-            t_values = torch.from_numpy(values).to(device)
-            advantages, returns = compute_gae(torch.from_numpy(rewards).to(device), t_values, torch.from_numpy(dones).to(device),
-                                              torch.from_numpy(next_value).to(device), args.gamma, args.gae_lambda)
             b_obs = torch.from_numpy(obs).to(device).reshape(batch_size, obs_dim)
             b_actions = torch.from_numpy(actions).to(device).reshape(-1)
+            with torch.no_grad():
+                t_values = agent.get_value(b_obs).view(args.num_steps, args.num_envs)
+            next_value = mlp_numpy(critic_np, next_obs_np.reshape(args.num_envs, -1).astype(np.float32))[:, 0]
+            advantages, returns = compute_gae(torch.from_numpy(rewards).to(device), t_values, torch.from_numpy(dones).to(device),
+                                              torch.from_numpy(next_value).to(device), args.gamma, args.gae_lambda)
             # Per-sample scalars in one (batch, 4) tensor: one gather per epoch instead of four.
             b_scalars = torch.stack([torch.from_numpy(logprobs).to(device).reshape(-1), advantages.reshape(-1),
                                      returns.reshape(-1), t_values.reshape(-1)], dim=1)
