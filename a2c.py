@@ -290,8 +290,16 @@ class RunLogger:
 
 def create_run_dir(args: Args) -> tuple[str, str]:
     run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    run_dir = os.path.join(args.runs_dir, run_name)
-    os.makedirs(run_dir, exist_ok=True)
+    os.makedirs(args.runs_dir, exist_ok=True)
+    base, n = run_name, 1
+    while True:
+        run_dir = os.path.join(args.runs_dir, run_name)
+        try:
+            os.mkdir(run_dir)  # atomic: two runs started in the same second never share a directory
+            break
+        except FileExistsError:
+            n += 1
+            run_name = f"{base}_{n}"
     with open(os.path.join(run_dir, "args.json"), "w") as f:
         json.dump(asdict(args), f, indent=2)
     return run_name, run_dir

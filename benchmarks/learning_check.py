@@ -52,8 +52,10 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, required=True)
     parser.add_argument("--window", type=int, default=20)
     parser.add_argument("--runs-dir", default=str(ROOT / "benchmarks" / "runs"))
-    parser.add_argument("extra", nargs="*", help="arguments passed to the script (after --)")
-    opts = parser.parse_args()
+    argv = sys.argv[1:]
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []  # passed through to the script
+    opts = parser.parse_args(argv[:len(argv) - len(extra) - (1 if "--" in argv else 0)])
+    opts.extra = extra
     rows = []
     for seed in opts.seeds:
         exp_name = f"check_{Path(opts.script).stem}"

@@ -88,6 +88,14 @@ def test_smoke_training_logs_finite_scalars(script, env_id, cuda):
         assert math.isfinite(metrics["charts/action_std"][-1][1])
 
 
+def test_runs_started_in_the_same_second_get_their_own_directories(monkeypatch):
+    monkeypatch.setattr(ppo.time, "time", lambda: 1_700_000_000.0)
+    first = ppo.create_run_dir(ppo.Args(seed=7))[1]
+    second = ppo.create_run_dir(ppo.Args(seed=7))[1]
+    assert first != second and Path(first).is_dir() and Path(second).is_dir()
+    assert Path(second).name == Path(first).name + "_2"
+
+
 def test_capture_video_writes_mp4():
     out = run("ppo", capture_video=True, num_envs=1, num_steps=32, total_timesteps=32)
     assert list((Path(out["run_dir"]) / "videos").glob("*.mp4"))
@@ -233,3 +241,15 @@ def test_learns_cartpole(script):
     out = run(script, env_id="CartPole-v1", total_timesteps=LEARNING[script])
     step = first_step_reaching(out["episodic_returns"], 195.0)
     assert step is not None, f"best 20-episode mean {max(np.convolve([r for _, r in out['episodic_returns']], np.ones(20) / 20, 'valid')):.1f}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script,env_id,total_timesteps,threshold", [
+    ("ppo", "CartPole-v1", 500_000, 475.0),
+    ("a2c", "CartPole-v1", 500_000, 475.0),
+    ("ppo", "Acrobot-v1", 100_000, -100.0),
+])
+def test_reaches_the_solved_threshold_at_the_default_budget(script, env_id, total_timesteps, threshold):
+    out = run(script, env_id=env_id, total_timesteps=total_timesteps, eval_episodes=10)
+    assert first_step_reaching(out["episodic_returns"], threshold) is not None
+    assert np.mean(out["eval_returns"]) >= threshold

@@ -1,0 +1,487 @@
+"""GRPO on a toy language task: a tiny causal transformer learns, from a 0/1 verifiable reward alone,
+to write three digits that sum to a target.
+
+Group Relative Policy Optimization (Shao et al. 2024, "DeepSeekMath", arXiv:2402.03300) is PPO without a
+critic. For each prompt q it samples a group of G completions o_1..o_G from the sampling policy pi_old,
+scores them with a reward r_i, and gives every token of o_i the group-normalized advantage
+
+    A_i = (r_i - mean(r_1..r_G)) / (std(r_1..r_G) + eps)        (--no-scale-rewards drops the division)
+
+With rho_it = pi_theta(o_it | q, o_i,<t) / pi_old(o_it | q, o_i,<t), the loss on completion token t is
+
+    l_it = -min(rho_it A_i, clip(rho_it, 1 - epsilon, 1 + epsilon_high) A_i) + beta * k3_it,
+    k3_it = pi_ref / pi_theta - log(pi_ref / pi_theta) - 1       (Schulman's k3: E_pi_theta[k3] = KL(pi_theta || pi_ref))
+
+and --loss-type sets how tokens are averaged: `grpo` over each completion's tokens then over completions
+(the paper); `bnpo` / `dapo` over all completion tokens of the batch (DAPO, Yu et al. 2025,
+arXiv:2503.14476; identical here because there is one process); `dr_grpo` a sum divided by
+completions x max completion length (Dr. GRPO, Liu et al. 2025, arXiv:2503.20783, who also drop the std
+scaling: add --no-scale-rewards). A completion ends at its first end token; tokens after it never reach
+the loss. Each sampled batch is used for --num-iterations (mu) gradient steps. At mu = 1 the policy being
+updated is the one that sampled, so rho = 1, clipping never acts, and the gradient is the plain policy
+gradient A_i grad log pi_theta; clipping (and the clip_ratio metric) matters only for mu > 1.
+
+Differences from the paper: the "language model" is a 2-layer transformer over a 13-token vocabulary that
+the script warms up itself (supervised, on random answers, so it knows the format but is right only by
+chance, reward ~0.04); the reference model is that warm-up model; log-probabilities are those of the
+temperature-scaled sampling distribution (as in TRL).
+
+Tasks: `sum` (default): prompt "^TT=" with a target 0..27, completion three digits and "$", reward 1 when
+the digits sum to the target (--shaped-reward: 1 - |sum - target| / 27 for a well-formed answer).
+`sort`: prompt "^abcd=", completion the four digits in ascending order and "$".
+
+Run: python grpo_toy.py                                          (about a minute on 2 CPU cores)
+     python grpo_toy.py --loss-type dr_grpo --no-scale-rewards     (Dr. GRPO)
+     python grpo_toy.py --num-iterations 2 --epsilon-high 0.28     (mu = 2: clipping acts; DAPO's clip-higher)
+"""
+
+# ---------------------------------------------------------------- imports
+import copy
+import csv
+import json
+import os
+import random
+import time
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import tyro
+
+
+# ---------------------------------------------------------------- arguments
+@dataclass
+class Args:
+    exp_name: str = "grpo_toy"
+    """the name of this experiment (part of the run directory's name)"""
+    seed: int = 1
+    """seed of random, numpy and torch (prompts, sampling, initialization)"""
+    torch_deterministic: bool = True
+    """set torch.backends.cudnn.deterministic"""
+    cuda: bool = True
+    """use CUDA when it is available"""
+    track: bool = False
+    """mirror the logged scalars to Weights & Biases"""
+    wandb_project_name: str = "actor-critic"
+    """the wandb project name"""
+    wandb_entity: str | None = None
+    """the wandb entity (team)"""
+    save_model: bool = False
+    """save weights, model config and arguments to model.pt in the run directory"""
+    load_model: str | None = None
+    """path to a model.pt: evaluate it on the held-out prompts instead of training"""
+    runs_dir: str = "runs"
+    """where run directories are created"""
+    torch_threads: int = 1
+    """CPU threads for torch (0 keeps torch's default); one is fastest for this small model"""
+
+    task: Literal["sum", "sort"] = "sum"
+    """the synthetic task: `sum` (three digits summing to a target) or `sort` (sort four digits)"""
+    shaped_reward: bool = False
+    """reward 1 - |error| / max error for well-formed answers instead of 0/1"""
+    warmup_steps: int = 150
+    """supervised warm-up steps on random (mostly wrong) answers that teach the format"""
+    warmup_learning_rate: float = 1e-3
+    """learning rate of the warm-up"""
+    total_steps: int = 600
+    """GRPO steps (one sampled batch each)"""
+    num_prompts: int = 8
+    """prompts per step; each gets num_generations completions"""
+    num_generations: int = 16
+    """group size G: completions sampled per prompt"""
+    temperature: float = 1.0
+    """sampling temperature (the log-probabilities are those of the tempered distribution)"""
+    learning_rate: float = 1e-3
+    """Adam learning rate of the policy"""
+    anneal_lr: bool = False
+    """linearly anneal the learning rate to zero"""
+    beta: float = 0.04
+    """coefficient of the k3 KL penalty to the reference model (0 disables the reference)"""
+    epsilon: float = 0.2
+    """lower clipping range: the ratio is clipped below at 1 - epsilon"""
+    epsilon_high: float | None = None
+    """upper clipping range (DAPO's clip-higher); None means epsilon"""
+    num_iterations: int = 1
+    """mu: gradient steps on each sampled batch (clipping acts only when > 1)"""
+    loss_type: Literal["grpo", "bnpo", "dapo", "dr_grpo"] = "grpo"
+    """token aggregation of the loss (see the module docstring)"""
+    scale_rewards: bool = True
+    """divide the group-centred rewards by the group's standard deviation"""
+    max_grad_norm: float = 1.0
+    """the maximum norm for gradient clipping"""
+    eval_frequency: int = 50
+    """evaluate greedy and sampled accuracy every this many steps"""
+    eval_prompts: int = 128
+    """held-out prompts for evaluation (`sum` always uses its 28 targets)"""
+    eval_samples: int = 8
+    """samples per evaluation prompt for the sampled accuracy"""
+    d_model: int = 64
+    """transformer width"""
+    n_layer: int = 2
+    """transformer blocks"""
+    n_head: int = 4
+    """attention heads"""
+
+
+# ---------------------------------------------------------------- the tasks
+VOCAB = "0123456789^=$"  # digits, begin-of-prompt, prompt/answer separator, end of answer
+BOS, SEP, END = VOCAB.index("^"), VOCAB.index("="), VOCAB.index("$")
+TASKS = {"sum": dict(prompt_len=4, answer_len=3), "sort": dict(prompt_len=6, answer_len=4)}
+
+
+def make_prompts(task: str, n: int, generator: torch.Generator) -> torch.Tensor:
+    """(n, prompt_len) token ids: "^TT=" with a target 0..27, or "^abcd=" with four random digits."""
+    if task == "sum":
+        t = torch.randint(0, 28, (n,), generator=generator)
+        body = torch.stack([t // 10, t % 10], dim=1)
+    else:
+        body = torch.randint(0, 10, (n, 4), generator=generator)
+    bos, sep = torch.full((n, 1), BOS), torch.full((n, 1), SEP)
+    return torch.cat([bos, body, sep], dim=1)
+
+
+def random_answers(task: str, prompts: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Warm-up labels with the right format and (mostly) wrong content: uniform triples, or a shuffle."""
+    n = prompts.shape[0]
+    if task == "sum":
+        digits = torch.randint(0, 10, (n, 3), generator=generator)
+    else:
+        perm = torch.rand(n, 4, generator=generator).argsort(dim=1)
+        digits = prompts[:, 1:5].gather(1, perm)
+    return torch.cat([digits, torch.full((n, 1), END)], dim=1)
+
+
+def task_reward(task: str, prompts: torch.Tensor, completions: torch.Tensor, shaped: bool = False) -> torch.Tensor:
+    """Reward of each completion: 1 for a correct answer followed by the end token, else 0 (or shaped)."""
+    k = TASKS[task]["answer_len"]
+    ans = completions[:, :k]
+    well_formed = (ans < 10).all(dim=1) & (completions[:, k] == END)
+    if task == "sum":
+        error = (ans.sum(dim=1) - (prompts[:, 1] * 10 + prompts[:, 2])).abs().float()
+        max_error = 27.0
+    else:
+        error = (ans != prompts[:, 1:5].sort(dim=1).values).sum(dim=1).float()
+        max_error = 4.0
+    score = 1.0 - error / max_error if shaped else (error == 0).float()
+    return score * well_formed.float()
+
+
+# ---------------------------------------------------------------- the model
+class Block(nn.Module):
+    def __init__(self, d_model: int, n_head: int):
+        super().__init__()
+        self.n_head = n_head
+        self.ln1, self.ln2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.qkv, self.proj = nn.Linear(d_model, 3 * d_model), nn.Linear(d_model, d_model)
+        self.mlp = nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model))
+
+    def forward(self, x, cache: list | None = None):
+        B, T, C = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
+        if cache is not None:  # [keys, values] of earlier positions, extended in place
+            if cache:
+                k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
+            cache[:] = [k, v]
+        # a whole sequence attends causally; one new token (decoding with a cache) attends to all keys
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=k.shape[2] == T)
+        x = x + self.proj(y.transpose(1, 2).reshape(B, T, C))
+        return x + self.mlp(self.ln2(x))
+
+
+class CausalTransformer(nn.Module):
+    """A GPT in miniature: token + position embeddings, pre-norm blocks, next-token logits."""
+
+    def __init__(self, vocab_size: int, block_size: int, d_model: int, n_layer: int, n_head: int):
+        super().__init__()
+        self.tok = nn.Embedding(vocab_size, d_model)
+        self.pos = nn.Embedding(block_size, d_model)
+        self.blocks = nn.ModuleList(Block(d_model, n_head) for _ in range(n_layer))
+        self.ln_f, self.head = nn.LayerNorm(d_model), nn.Linear(d_model, vocab_size)
+
+    def forward(self, idx: torch.Tensor, kv_cache: list | None = None) -> torch.Tensor:
+        """Logits (B, T, vocab); with kv_cache (one list per block) idx continues the cached positions."""
+        past = kv_cache[0][0].shape[2] if kv_cache and kv_cache[0] else 0
+        x = self.tok(idx) + self.pos(torch.arange(past, past + idx.shape[1], device=idx.device))
+        for i, block in enumerate(self.blocks):
+            x = block(x, None if kv_cache is None else kv_cache[i])
+        return self.head(self.ln_f(x))
+
+
+# ---------------------------------------------------------------- the algorithm's math
+def completion_logprobs(logits: torch.Tensor, input_ids: torch.Tensor, prompt_len: int, temperature: float = 1.0):
+    """log pi(token | prefix) of every completion token: logits at position t predict token t + 1."""
+    logp = F.log_softmax(logits[:, prompt_len - 1 : -1] / temperature, dim=-1)
+    return logp.gather(-1, input_ids[:, prompt_len:, None]).squeeze(-1)
+
+
+def completion_mask(completions: torch.Tensor, end_id: int) -> torch.Tensor:
+    """1.0 up to and including the first end token, 0.0 after it (all 1.0 if there is none)."""
+    is_end = (completions == end_id).long()
+    ended_before = is_end.cumsum(dim=1) - is_end
+    return (ended_before == 0).float()
+
+
+@torch.no_grad()
+def generate(model, prompts: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, greedy: bool = False):
+    """Sample (or argmax) completions token by token; also return each sampled token's log-probability."""
+    cache, nxt, tokens, logps = [[] for _ in model.blocks], prompts, [], []
+    for _ in range(max_new_tokens):
+        logp = F.log_softmax(model(nxt, cache)[:, -1] / temperature, dim=-1)
+        nxt = logp.argmax(-1, keepdim=True) if greedy else torch.multinomial(logp.exp(), 1)
+        tokens.append(nxt)
+        logps.append(logp.gather(-1, nxt))
+    return torch.cat(tokens, dim=1), torch.cat(logps, dim=1)
+
+
+def group_advantages(rewards: torch.Tensor, num_generations: int, scale: bool = True, eps: float = 1e-4):
+    """(r - group mean) / (group std + eps) for consecutive groups of num_generations; 0 when all equal."""
+    r = rewards.view(-1, num_generations)
+    adv = r - r.mean(dim=1, keepdim=True)
+    if scale:
+        adv = adv / (r.std(dim=1, keepdim=True) + eps)
+    return adv.reshape(-1)
+
+
+def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """Per-token k3 estimate of KL(pi || pi_ref) from samples of pi: exp(d) - d - 1 with d = ref - logp."""
+    d = ref_logp - logp
+    return torch.exp(d) - d - 1
+
+
+def clipped_surrogate(logp, old_logp, advantages, epsilon: float, epsilon_high: float | None = None):
+    """Per-token -min(rho A, clip(rho, 1 - eps, 1 + eps_high) A) and whether the clipped branch was taken."""
+    eps_high = epsilon if epsilon_high is None else epsilon_high
+    ratio = torch.exp(logp - old_logp)
+    unclipped = ratio * advantages
+    clipped = torch.clamp(ratio, 1 - epsilon, 1 + eps_high) * advantages
+    return -torch.min(unclipped, clipped), (clipped < unclipped).float()
+
+
+def grpo_loss(logp, old_logp, ref_logp, advantages, mask, beta, epsilon, epsilon_high=None, loss_type="grpo"):
+    """GRPO loss on (num completions, max completion length) token tensors; returns (loss, stats)."""
+    per_token, was_clipped = clipped_surrogate(logp, old_logp, advantages[:, None], epsilon, epsilon_high)
+    kl = k3_kl(logp, ref_logp) if beta != 0 else torch.zeros_like(logp)
+    per_token = per_token + beta * kl
+    if loss_type == "grpo":
+        loss = ((per_token * mask).sum(1) / mask.sum(1).clamp(min=1)).mean()
+    elif loss_type in ("bnpo", "dapo"):
+        loss = (per_token * mask).sum() / mask.sum().clamp(min=1)
+    elif loss_type == "dr_grpo":
+        loss = (per_token * mask).sum() / mask.numel()
+    else:
+        raise ValueError(f"unknown loss_type {loss_type!r}; use grpo, bnpo, dapo or dr_grpo.")
+
+    def token_mean(x):
+        return ((x * mask).sum() / mask.sum().clamp(min=1)).detach()
+
+    return loss, {"kl": token_mean(kl), "clip_ratio": token_mean(was_clipped)}
+
+
+# ---------------------------------------------------------------- run bookkeeping
+def check_args(args: Args) -> None:
+    """Reject bad arguments with one clear sentence, before any model is built."""
+    if args.num_generations < 2:
+        raise ValueError(f"--num-generations must be at least 2 (got {args.num_generations}): a group of one has no relative advantage.")
+    for name in ("num_prompts", "total_steps", "num_iterations", "eval_frequency", "eval_prompts", "eval_samples"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(args, name)}).")
+    for name in ("learning_rate", "warmup_learning_rate", "temperature"):
+        if not getattr(args, name) > 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be positive (got {getattr(args, name)}).")
+    for name in ("warmup_steps", "beta", "epsilon", "epsilon_high"):
+        if (getattr(args, name) or 0) < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must not be negative (got {getattr(args, name)}).")
+    if args.d_model % args.n_head:
+        raise ValueError(f"--d-model {args.d_model} is not divisible by --n-head {args.n_head}; choose a divisor.")
+
+
+class RunLogger:
+    """Writes metrics.csv (long format, flushed on every call) and mirrors the scalars to wandb with --track."""
+
+    def __init__(self, run_dir: str, args: Args, run_name: str):
+        self.start = time.time()
+        self.file = open(os.path.join(run_dir, "metrics.csv"), "w", newline="")
+        self.writer = csv.writer(self.file)
+        self.writer.writerow(["global_step", "wall_time", "name", "value"])
+        self.wandb = None
+        if args.track:
+            import wandb
+
+            self.wandb = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity,
+                                    config=vars(args), name=run_name, dir=run_dir, save_code=True)
+
+    def log(self, step: int, scalars: dict) -> None:
+        wall = f"{time.time() - self.start:.3f}"
+        self.writer.writerows([step, wall, name, float(value)] for name, value in scalars.items())
+        self.file.flush()
+        if self.wandb is not None:
+            self.wandb.log(scalars, step=step)
+
+    def close(self) -> None:
+        self.file.close()
+        if self.wandb is not None:
+            self.wandb.finish()
+
+
+def create_run_dir(args: Args) -> tuple[str, str]:
+    run_name = f"{args.task}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    os.makedirs(args.runs_dir, exist_ok=True)
+    base, n = run_name, 1
+    while True:
+        run_dir = os.path.join(args.runs_dir, run_name)
+        try:
+            os.mkdir(run_dir)  # atomic: two runs started in the same second never share a directory
+            break
+        except FileExistsError:
+            n += 1
+            run_name = f"{base}_{n}"
+    with open(os.path.join(run_dir, "args.json"), "w") as f:
+        json.dump(asdict(args), f, indent=2)
+    return run_name, run_dir
+
+
+def save_checkpoint(path: str, model: CausalTransformer, config: dict, args: Args) -> None:
+    state = {"script": "grpo_toy.py", "task": args.task, "config": config, "args": asdict(args), "model": model.state_dict()}
+    torch.save(state, path + ".tmp")
+    os.replace(path + ".tmp", path)  # atomic: a crash never leaves a half-written model.pt
+
+
+def load_checkpoint(path: str, task: str, device: torch.device) -> tuple[CausalTransformer, dict]:
+    if not os.path.isfile(path):
+        raise ValueError(f"--load-model {path} does not exist; pass the model.pt of a run made with --save-model.")
+    state = torch.load(path, map_location=device, weights_only=True)
+    if not isinstance(state, dict) or state.get("script") != "grpo_toy.py":
+        raise ValueError(f"{path} was not saved by grpo_toy.py; load it with the script that trained it.")
+    if state["task"] != task:
+        raise ValueError(f"{path} was trained on --task {state['task']}, not {task}; pass --task {state['task']}.")
+    model = CausalTransformer(**state["config"]).to(device)
+    model.load_state_dict(state["model"])
+    return model, state["config"]
+
+
+def eval_prompt_set(args: Args) -> torch.Tensor:
+    """`sum`: its 28 targets (the answers, not the prompts, must be discovered); `sort`: unseen random prompts."""
+    if args.task == "sum":
+        t = torch.arange(28)
+        return torch.stack([torch.full_like(t, BOS), t // 10, t % 10, torch.full_like(t, SEP)], dim=1)
+    return make_prompts("sort", args.eval_prompts, torch.Generator().manual_seed(100_000 + args.seed))
+
+
+def evaluate(model, args: Args, prompts: torch.Tensor) -> dict:
+    """Greedy accuracy on the evaluation prompts and sampled accuracy over eval_samples draws of each."""
+    n_new = TASKS[args.task]["answer_len"] + 1
+    greedy, _ = generate(model, prompts, n_new, greedy=True)
+    many = prompts.repeat_interleave(args.eval_samples, dim=0)
+    sampled, _ = generate(model, many, n_new, args.temperature)
+    return {"eval/greedy_accuracy": (task_reward(args.task, prompts, greedy) == 1).float().mean().item(),
+            "eval/sampled_accuracy": (task_reward(args.task, many, sampled) == 1).float().mean().item()}
+
+
+# ---------------------------------------------------------------- training
+def main(args: Args) -> dict:
+    check_args(args)
+    if args.torch_threads > 0:
+        torch.set_num_threads(args.torch_threads)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)  # sampling of completions
+    gen = torch.Generator().manual_seed(args.seed)  # prompts and warm-up labels
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+    loaded = load_checkpoint(args.load_model, args.task, device) if args.load_model is not None else None
+    run_name, run_dir = create_run_dir(args)
+    logger = RunLogger(run_dir, args, run_name)
+    eval_prompts = eval_prompt_set(args).to(device)
+
+    if loaded is not None:
+        policy = loaded[0]
+        result = evaluate(policy, args, eval_prompts)
+        logger.log(0, result)
+        logger.close()
+        print(f"evaluated {args.load_model}: " + ", ".join(f"{k} {v:.3f}" for k, v in result.items()))
+        return {"run_dir": run_dir, "episodic_returns": [], "model": policy, "after": result}
+
+    prompt_len, n_new = TASKS[args.task]["prompt_len"], TASKS[args.task]["answer_len"] + 1
+    config = dict(vocab_size=len(VOCAB), block_size=prompt_len + n_new, d_model=args.d_model,
+                  n_layer=args.n_layer, n_head=args.n_head)
+    policy = CausalTransformer(**config).to(device)
+
+    # ---- supervised warm-up: the answer format, not the answers
+    optimizer = torch.optim.Adam(policy.parameters(), lr=args.warmup_learning_rate)
+    for _ in range(args.warmup_steps):
+        prompts = make_prompts(args.task, 64, gen)
+        seqs = torch.cat([prompts, random_answers(args.task, prompts, gen)], dim=1).to(device)
+        loss = -completion_logprobs(policy(seqs), seqs, prompt_len).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    ref_model = copy.deepcopy(policy).eval().requires_grad_(False) if args.beta != 0 else None
+    before = evaluate(policy, args, eval_prompts)
+    logger.log(0, before)
+    print(f"after warm-up: greedy accuracy {before['eval/greedy_accuracy']:.3f}, sampled {before['eval/sampled_accuracy']:.3f}")
+
+    # ---- GRPO
+    optimizer = torch.optim.Adam(policy.parameters(), lr=args.learning_rate)
+    episodic_returns, last_eval, step, interrupted = [], dict(before), 0, False
+    start_time = last_print = time.time()
+    try:
+        for step in range(1, args.total_steps + 1):
+            if args.anneal_lr:
+                optimizer.param_groups[0]["lr"] = args.learning_rate * (1.0 - (step - 1.0) / args.total_steps)
+            prompts = make_prompts(args.task, args.num_prompts, gen).to(device).repeat_interleave(args.num_generations, dim=0)
+            completions, old_logp = generate(policy, prompts, n_new, args.temperature)
+            rewards = task_reward(args.task, prompts, completions, args.shaped_reward)
+            advantages = group_advantages(rewards, args.num_generations, args.scale_rewards)
+            mask = completion_mask(completions, END)
+            seqs = torch.cat([prompts, completions], dim=1)
+            with torch.no_grad():  # without a reference (beta = 0) the KL term is skipped, old_logp is a stand-in
+                ref_logp = completion_logprobs(ref_model(seqs), seqs, prompt_len, args.temperature) if ref_model else old_logp
+            for _ in range(args.num_iterations):
+                logp = completion_logprobs(policy(seqs), seqs, prompt_len, args.temperature)
+                loss, stats = grpo_loss(logp, old_logp, ref_logp, advantages, mask, args.beta,
+                                        args.epsilon, args.epsilon_high, args.loss_type)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(policy.parameters(), args.max_grad_norm)
+                optimizer.step()
+
+            # ---- logging
+            group_std = rewards.view(-1, args.num_generations).std(dim=1)
+            scalars = {"reward": rewards.mean().item(), "reward_std": group_std.mean().item(),
+                       "frac_reward_zero_std": (group_std == 0).float().mean().item(),
+                       "kl": stats["kl"].item(), "clip_ratio": stats["clip_ratio"].item(),
+                       "completion_length": mask.sum(1).mean().item(), "loss": loss.item(),
+                       "learning_rate": optimizer.param_groups[0]["lr"]}
+            episodic_returns.append((step, scalars["reward"]))
+            if step % args.eval_frequency == 0 or step == args.total_steps:
+                last_eval = evaluate(policy, args, eval_prompts)
+                scalars.update(last_eval)
+            logger.log(step, scalars)
+            if time.time() - last_print > 2.0 or step == args.total_steps:
+                last_print, speed = time.time(), step / (time.time() - start_time)
+                recent = np.mean([r for _, r in episodic_returns[-20:]])
+                print(f"step {step:>5}/{args.total_steps} | {speed:5.1f} steps/s | reward (last 20) {recent:.3f} | "
+                      f"greedy accuracy {last_eval['eval/greedy_accuracy']:.3f} | ETA {(args.total_steps - step) / speed:4.0f}s", flush=True)
+    except KeyboardInterrupt:
+        interrupted = True
+        print(f"interrupted at step {step}: metrics so far are in {run_dir}", flush=True)
+    finally:
+        if args.save_model:
+            save_checkpoint(os.path.join(run_dir, "model.pt"), policy, config, args)
+        if interrupted:
+            logger.close()
+    if interrupted:
+        return {"run_dir": run_dir, "episodic_returns": episodic_returns, "model": policy, "before": before, "after": last_eval}
+    logger.close()
+    seconds = time.time() - logger.start
+    print(f"greedy accuracy {before['eval/greedy_accuracy']:.3f} -> {last_eval['eval/greedy_accuracy']:.3f}, sampled "
+          f"{before['eval/sampled_accuracy']:.3f} -> {last_eval['eval/sampled_accuracy']:.3f} in {seconds:.1f}s ({run_dir})")
+    return {"run_dir": run_dir, "episodic_returns": episodic_returns, "model": policy, "before": before,
+            "after": last_eval, "seconds": seconds}
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))

@@ -1,0 +1,275 @@
+"""grpo_toy.py: the GRPO math against independent references, and short in-process runs."""
+import math
+import os
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+import grpo_toy as g
+from helpers import DEVICES, assert_finite_scalars, read_args, read_metrics
+
+TRAIN_SCALARS = ["reward", "reward_std", "frac_reward_zero_std", "kl", "clip_ratio", "completion_length", "loss",
+                 "learning_rate", "eval/greedy_accuracy", "eval/sampled_accuracy"]
+# A run of a couple of seconds: a few warm-up and GRPO steps, two evaluations.
+TINY = g.Args(warmup_steps=5, total_steps=6, num_prompts=4, num_generations=4, eval_frequency=3,
+              eval_samples=2, cuda=False)
+
+
+def tiny_model(seed=0, task="sum"):
+    torch.manual_seed(seed)
+    spec = g.TASKS[task]
+    return g.CausalTransformer(len(g.VOCAB), spec["prompt_len"] + spec["answer_len"] + 1, 32, 2, 4)
+
+
+# ---------------------------------------------------------------- group advantages
+def test_group_advantages_match_reference_and_sum_to_zero():
+    rewards = torch.tensor([1.0, 0.0, 0.0, 1.0, 1.0, 0.3, 0.2, 0.9, 0.0, 0.0, 0.0, 1.0])
+    adv = g.group_advantages(rewards, num_generations=4, eps=1e-4)
+    for group, a in zip(rewards.view(3, 4).numpy(), adv.view(3, 4).numpy()):
+        expected = (group - group.mean()) / (np.std(group, ddof=1) + 1e-4)
+        np.testing.assert_allclose(a, expected, rtol=1e-5, atol=1e-6)
+        assert abs(a.sum()) < 1e-5
+    centred = g.group_advantages(rewards, num_generations=4, scale=False).view(3, 4)
+    torch.testing.assert_close(centred, rewards.view(3, 4) - rewards.view(3, 4).mean(1, keepdim=True))
+
+
+def test_group_advantages_are_zero_not_nan_when_a_group_ties():
+    rewards = torch.tensor([1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0])
+    adv = g.group_advantages(rewards, num_generations=4).view(2, 4)
+    assert torch.isfinite(adv).all()
+    assert torch.equal(adv[0], torch.zeros(4))
+    assert adv[1, 3] > 0 and (adv[1, :3] < 0).all()
+
+
+# ---------------------------------------------------------------- clipped surrogate
+def surrogate_grad(ratio: float, advantage: float, epsilon=0.2, epsilon_high=None) -> float:
+    logp = torch.tensor([math.log(ratio)], requires_grad=True)
+    loss, _ = g.clipped_surrogate(logp, torch.zeros(1), torch.tensor([advantage]), epsilon, epsilon_high)
+    loss.sum().backward()
+    return logp.grad.item()
+
+
+@pytest.mark.parametrize("ratio, advantage, flows", [
+    (1.3, 1.0, False),   # beyond 1 + eps with A > 0: clipped, no gradient
+    (1.1, 1.0, True),
+    (0.7, 1.0, True),    # below 1 - eps with A > 0 the pessimistic min keeps the unclipped term
+    (0.7, -1.0, False),  # below 1 - eps with A < 0: clipped, no gradient
+    (0.9, -1.0, True),
+    (1.3, -1.0, True),
+])
+def test_clipped_surrogate_gradient_vanishes_only_where_clipped(ratio, advantage, flows):
+    grad = surrogate_grad(ratio, advantage)
+    if flows:  # d/dlogp of -ratio * A is -ratio * A
+        assert grad == pytest.approx(-ratio * advantage, rel=1e-5)
+    else:
+        assert grad == 0.0
+
+
+def test_epsilon_high_widens_only_the_upper_clip():
+    assert surrogate_grad(1.25, 1.0, epsilon=0.2) == 0.0
+    assert surrogate_grad(1.25, 1.0, epsilon=0.2, epsilon_high=0.28) == pytest.approx(-1.25, rel=1e-5)
+    assert surrogate_grad(0.75, -1.0, epsilon=0.2, epsilon_high=0.28) == 0.0
+
+
+def test_at_ratio_one_the_loss_is_the_policy_gradient_and_never_clips():
+    torch.manual_seed(0)
+    logp = torch.randn(6, 5, requires_grad=True)
+    adv, mask = torch.randn(6), torch.ones(6, 5)
+    loss, stats = g.grpo_loss(logp, logp.detach(), logp.detach(), adv, mask, beta=0.0, epsilon=0.2)
+    loss.backward()
+    assert stats["clip_ratio"] == 0
+    torch.testing.assert_close(logp.grad, -adv[:, None].expand(6, 5) / 30)
+
+
+# ---------------------------------------------------------------- KL estimator
+def test_k3_expectation_is_the_exact_kl_on_a_categorical():
+    torch.manual_seed(0)
+    for _ in range(5):
+        logp = torch.log_softmax(torch.randn(7, dtype=torch.float64) * 2, 0)
+        ref = torch.log_softmax(torch.randn(7, dtype=torch.float64) * 2, 0)
+        expectation = (logp.exp() * g.k3_kl(logp, ref)).sum()
+        exact = sum(math.exp(p) * (p - q) for p, q in zip(logp.tolist(), ref.tolist()))
+        assert expectation.item() == pytest.approx(exact, rel=1e-10)
+        assert (g.k3_kl(logp, ref) >= 0).all()
+
+
+# ---------------------------------------------------------------- masks, aggregation, log-probs
+def test_completion_mask_keeps_tokens_up_to_the_first_end():
+    E = g.END
+    completions = torch.tensor([[1, 2, E, 3, E], [1, 2, 3, 4, E], [E, 1, 2, 3, 4], [1, 2, 3, 4, 5]])
+    expected = [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0], [1, 1, 1, 1, 1]]
+    assert g.completion_mask(completions, E).tolist() == expected
+
+
+def grpo_loss_reference(logp, old, ref, adv, mask, beta, eps, loss_type):
+    """Token-by-token loops over plain floats."""
+    per_seq, total, count = [], 0.0, 0
+    for i in range(len(logp)):
+        terms = []
+        for t in range(len(logp[i])):
+            if mask[i][t]:
+                ratio = math.exp(logp[i][t] - old[i][t])
+                d = ref[i][t] - logp[i][t]
+                terms.append(-min(ratio * adv[i], min(max(ratio, 1 - eps), 1 + eps) * adv[i]) + beta * (math.exp(d) - d - 1))
+        per_seq.append(sum(terms) / len(terms))
+        total, count = total + sum(terms), count + len(terms)
+    return {"grpo": sum(per_seq) / len(per_seq), "bnpo": total / count, "dapo": total / count,
+            "dr_grpo": total / (len(logp) * len(logp[0]))}[loss_type]
+
+
+@pytest.mark.parametrize("loss_type", ["grpo", "bnpo", "dapo", "dr_grpo"])
+def test_loss_aggregation_matches_a_token_loop(loss_type):
+    torch.manual_seed(1)
+    logp, old, ref = (torch.randn(4, 5, dtype=torch.float64) * 0.3 - 1 for _ in range(3))
+    adv = torch.randn(4, dtype=torch.float64)
+    mask = g.completion_mask(torch.tensor([[1, 2, g.END, 3, 3], [1, 2, 3, 4, g.END], [g.END, 1, 1, 1, 1],
+                                           [1, 1, 1, 1, 1]]), g.END).double()
+    loss, _ = g.grpo_loss(logp, old, ref, adv, mask, beta=0.04, epsilon=0.2, loss_type=loss_type)
+    expected = grpo_loss_reference(logp.tolist(), old.tolist(), ref.tolist(), adv.tolist(), mask.tolist(), 0.04, 0.2, loss_type)
+    assert loss.item() == pytest.approx(expected, rel=1e-9)
+
+
+def loss_from_model(model, prompts, completions, adv, old, loss_type):
+    seqs = torch.cat([prompts, completions], 1)
+    logp = g.completion_logprobs(model(seqs), seqs, prompts.shape[1])
+    loss, _ = g.grpo_loss(logp, old, old, adv, g.completion_mask(completions, g.END), 0.04, 0.2, loss_type=loss_type)
+    return loss
+
+
+@pytest.mark.parametrize("loss_type", ["grpo", "dapo", "dr_grpo"])
+def test_tokens_after_the_end_token_do_not_change_the_loss_or_its_gradient(loss_type):
+    model = tiny_model()
+    prompts = g.make_prompts("sum", 3, torch.Generator().manual_seed(0))
+    completions = torch.tensor([[4, g.END, 7, 7], [1, 2, 3, g.END], [g.END, 5, 5, 5]])
+    adv, old = torch.tensor([1.0, -0.5, 2.0]), torch.full((3, 4), -2.0)
+    loss = loss_from_model(model, prompts, completions, adv, old, loss_type)
+    grads = torch.autograd.grad(loss, list(model.parameters()))
+    tail_changed = torch.tensor([[4, g.END, 0, 9], [1, 2, 3, g.END], [g.END, 9, g.BOS, 0]])
+    loss2 = loss_from_model(model, prompts, tail_changed, adv, old, loss_type)
+    assert loss2.item() == loss.item()
+    for a, b in zip(grads, torch.autograd.grad(loss2, list(model.parameters()))):
+        torch.testing.assert_close(a, b)
+    head_changed = torch.tensor([[5, g.END, 7, 7], [1, 2, 3, g.END], [g.END, 5, 5, 5]])  # the check can fail
+    assert loss_from_model(model, prompts, head_changed, adv, old, loss_type).item() != loss.item()
+
+
+def test_prompt_positions_never_reach_the_completion_logprobs():
+    model = tiny_model()
+    prompts = g.make_prompts("sum", 5, torch.Generator().manual_seed(1))
+    seqs = torch.cat([prompts, torch.randint(0, 10, (5, 4))], 1)
+    logits = model(seqs).detach()
+    tampered = logits.clone()
+    tampered[:, : prompts.shape[1] - 1] = torch.randn_like(tampered[:, : prompts.shape[1] - 1]) * 10
+    torch.testing.assert_close(g.completion_logprobs(tampered, seqs, 4), g.completion_logprobs(logits, seqs, 4), rtol=0, atol=0)
+    assert g.completion_logprobs(logits, seqs, 4).shape == (5, 4)
+
+
+@pytest.mark.parametrize("task, temperature", [("sum", 1.0), ("sort", 0.7)])
+def test_sampling_logprobs_equal_a_recomputed_forward_pass(task, temperature):
+    model = tiny_model(task=task)
+    spec = g.TASKS[task]
+    prompts = g.make_prompts(task, 32, torch.Generator().manual_seed(2))
+    torch.manual_seed(3)
+    completions, sampled_logp = g.generate(model, prompts, spec["answer_len"] + 1, temperature)
+    seqs = torch.cat([prompts, completions], 1)
+    recomputed = g.completion_logprobs(model(seqs), seqs, spec["prompt_len"], temperature)
+    torch.testing.assert_close(sampled_logp, recomputed, rtol=0, atol=1e-5)
+    greedy, _ = g.generate(model, prompts, spec["answer_len"] + 1, greedy=True)
+    seqs = torch.cat([prompts, greedy], 1)
+    assert torch.equal(model(seqs)[:, spec["prompt_len"] - 1 : -1].argmax(-1), greedy)
+
+
+def test_task_rewards():
+    sum_prompts = torch.tensor([[g.BOS, 1, 2, g.SEP]] * 4)  # target 12
+    answers = torch.tensor([[3, 4, 5, g.END], [3, 4, 6, g.END], [3, 4, 5, 5], [9, 3, 0, g.END]])
+    assert g.task_reward("sum", sum_prompts, answers).tolist() == [1, 0, 0, 1]
+    assert g.task_reward("sum", sum_prompts, answers, shaped=True).tolist() == pytest.approx([1, 26 / 27, 0, 1])
+    sort_prompts = torch.tensor([[g.BOS, 3, 1, 2, 1, g.SEP]] * 3)
+    answers = torch.tensor([[1, 1, 2, 3, g.END], [1, 2, 1, 3, g.END], [1, 1, 2, 3, 3]])
+    assert g.task_reward("sort", sort_prompts, answers).tolist() == [1, 0, 0]
+
+
+# ---------------------------------------------------------------- in-process runs
+@pytest.mark.parametrize("cuda", DEVICES)
+def test_tiny_run_logs_finite_metrics_and_saves_a_model(cuda):
+    out = g.main(replace(TINY, cuda=cuda, save_model=True))
+    assert os.path.basename(out["run_dir"]).startswith("sum__grpo_toy__1__")
+    metrics = read_metrics(out["run_dir"])
+    assert_finite_scalars(metrics, TRAIN_SCALARS)
+    assert [s for s, _ in metrics["reward"]] == list(range(1, 7))
+    assert [s for s, _ in metrics["eval/greedy_accuracy"]] == [0, 3, 6]
+    assert read_args(out["run_dir"])["num_generations"] == 4
+    assert [s for s, _ in out["episodic_returns"]] == list(range(1, 7))
+    state = torch.load(os.path.join(out["run_dir"], "model.pt"), weights_only=True)
+    assert state["script"] == "grpo_toy.py" and state["args"]["total_steps"] == 6
+
+
+def test_seeded_runs_are_reproducible():
+    args = replace(TINY, num_iterations=2, epsilon_high=0.28, loss_type="dr_grpo")
+    a, b = read_metrics(g.main(args)["run_dir"]), read_metrics(g.main(args)["run_dir"])
+    for name in ["reward", "loss", "kl", "clip_ratio", "eval/sampled_accuracy"]:
+        assert a[name] == b[name]
+    assert a["loss"] != read_metrics(g.main(replace(args, seed=2))["run_dir"])["loss"]
+
+
+def test_saved_model_reloads_and_evaluates_identically():
+    out = g.main(replace(TINY, save_model=True))
+    path = os.path.join(out["run_dir"], "model.pt")
+    loaded = g.main(replace(TINY, load_model=path))
+    for a, b in zip(out["model"].state_dict().values(), loaded["model"].state_dict().values()):
+        assert torch.equal(a, b)
+    assert loaded["after"]["eval/greedy_accuracy"] == out["after"]["eval/greedy_accuracy"]
+    assert "eval/greedy_accuracy" in read_metrics(loaded["run_dir"])
+
+
+def test_checkpoints_from_another_script_or_task_are_refused(tmp_path):
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"script": "dpo_toy.py", "task": "sum", "config": {}, "model": {}}, foreign)
+    with pytest.raises(ValueError, match="not saved by grpo_toy.py"):
+        g.main(replace(TINY, load_model=str(foreign)))
+    out = g.main(replace(TINY, save_model=True))
+    with pytest.raises(ValueError, match="trained on --task sum"):
+        g.main(replace(TINY, task="sort", load_model=os.path.join(out["run_dir"], "model.pt")))
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(num_generations=1), "--num-generations must be at least 2"),
+    (dict(learning_rate=0.0), "--learning-rate must be positive"),
+    (dict(epsilon_high=-0.1), "--epsilon-high must not be negative"),
+    (dict(load_model="missing.pt"), "does not exist"),
+])
+def test_bad_arguments_fail_before_any_work(change, message):
+    with pytest.raises(ValueError, match=message):
+        g.main(replace(TINY, **change))
+    assert not os.path.exists("runs")
+
+
+def test_ctrl_c_keeps_the_metrics_and_the_model(monkeypatch):
+    calls, real_advantages = [], g.group_advantages
+
+    def advantages_then_interrupt(*a, **k):  # called once per GRPO step: Ctrl-C arrives during step 4
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real_advantages(*a, **k)
+
+    monkeypatch.setattr(g, "group_advantages", advantages_then_interrupt)
+    out = g.main(replace(TINY, save_model=True))
+    assert [s for s, _ in read_metrics(out["run_dir"])["reward"]] == [1, 2, 3]
+    assert os.path.exists(os.path.join(out["run_dir"], "model.pt"))
+
+
+def test_shaped_reward_rises_within_seconds():
+    out = g.main(replace(TINY, shaped_reward=True, warmup_steps=20, total_steps=30, num_prompts=8,
+                         num_generations=8, learning_rate=3e-3, eval_frequency=30))
+    rewards = [r for _, r in out["episodic_returns"]]
+    assert np.mean(rewards[-10:]) > np.mean(rewards[:10]) + 0.08  # ~0.69 -> ~0.84 on CPU
+
+
+@pytest.mark.slow
+def test_default_run_learns_the_sum_task():
+    out = g.main(g.Args(cuda=False))
+    assert out["before"]["eval/greedy_accuracy"] < 0.2
+    assert out["after"]["eval/greedy_accuracy"] >= 0.9
