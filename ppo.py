@@ -303,7 +303,7 @@ class RunLogger:
 
 
 def create_run_dir(args: Args) -> tuple[str, str]:
-    run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}".replace("/", "_")
     os.makedirs(args.runs_dir, exist_ok=True)
     base, n = run_name, 1
     while True:

@@ -1,0 +1,311 @@
+"""Behaviour of a2c_atari.py on real ALE games: the preprocessing, what the learner sees against what is
+logged (clipped rewards and life-loss ends vs raw full-game scores), short trainings in one process and in
+two torchrun processes, seeded and threaded runs, save / load, bad input, Ctrl-C and --help."""
+import dataclasses
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from helpers import assert_finite_scalars, read_args, read_metrics
+
+import a2c_atari
+
+ROOT = Path(__file__).resolve().parents[1]
+SCALARS = ["charts/episodic_return", "charts/episodic_length", "charts/SPS", "charts/learning_rate",
+           "losses/policy_loss", "losses/value_loss", "losses/entropy", "losses/explained_variance",
+           "losses/grad_norm", "charts/advantage_mean", "charts/advantage_std"]
+TINY = dict(num_envs=4, num_steps=5, log_interval=5)
+
+
+def run(**overrides) -> dict:
+    return a2c_atari.main(a2c_atari.Args(**{"cuda": False, "eval_episodes": 0, "torch_threads": 1, **TINY, **overrides}))
+
+
+def weights(agent) -> dict:
+    return {k: v.clone() for k, v in agent.state_dict().items()}
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+class Recorder(gym.vector.VectorWrapper):
+    """Records what the environment returned at every step (around the script's own envs); optionally
+    raises KeyboardInterrupt, as Ctrl-C does, on step `interrupt_after + 1`."""
+
+    def __init__(self, env, interrupt_after=None):
+        super().__init__(env)
+        self.rewards, self.terminated, self.truncated, self.lives, self.final_obs = [], [], [], [], []
+        self.interrupt_after = interrupt_after
+
+    def reset(self, **kwargs):
+        obs, infos = self.env.reset(**kwargs)
+        self.lives.append(infos["lives"].copy())
+        return obs, infos
+
+    def step(self, actions):
+        if self.interrupt_after is not None and len(self.rewards) >= self.interrupt_after:
+            raise KeyboardInterrupt
+        obs, reward, terminated, truncated, infos = self.env.step(actions)
+        for store, x in ((self.rewards, reward), (self.terminated, terminated), (self.truncated, truncated),
+                         (self.lives, infos["lives"])):
+            store.append(np.array(x, copy=True))
+        self.final_obs.append(infos["final_obs"].copy() if "final_obs" in infos else None)
+        return obs, reward, terminated, truncated, infos
+
+
+def record_envs(monkeypatch, interrupt_after=None) -> list:
+    made, original = [], a2c_atari.make_envs
+
+    def make(*args, **kwargs):
+        made.append(Recorder(original(*args, **kwargs), interrupt_after))
+        return made[-1]
+
+    monkeypatch.setattr(a2c_atari, "make_envs", make)
+    return made
+
+
+# ---- preprocessing
+@pytest.mark.parametrize("env_id", ["BreakoutNoFrameskip-v4", "ALE/Pong-v5"])
+def test_preprocessing_gives_four_stacked_84x84_uint8_frames(env_id):
+    a2c_atari.check_args(a2c_atari.Args(env_id=env_id))  # registers the ALE ids
+    envs = a2c_atari.make_envs(env_id, 2)
+    assert envs.single_observation_space.shape == (4, 84, 84) and envs.single_observation_space.dtype == np.uint8
+    obs, _ = envs.reset(seed=0)
+    frames = [obs]
+    for _ in range(30):
+        obs, *_ = envs.step(np.ones(2, dtype=np.int64))
+        frames.append(obs)
+    envs.close()
+    assert all(f.shape == (2, 4, 84, 84) and f.dtype == np.uint8 for f in frames)
+    assert frames[-1].std() > 0  # a grayscale picture, not a blank
+    for before, after in zip(frames[:-1], frames[1:]):
+        np.testing.assert_array_equal(after[:, :3], before[:, 1:])  # the stack shifts by one frame, newest last
+
+
+# ---- what the learner sees and what is logged
+def test_learning_signal_clips_rewards_and_ends_on_a_lost_life():
+    reward = np.array([7.0, -3.0, 0.0, 0.5, 1.0])
+    terminated = np.array([False, False, True, False, False])
+    truncated = np.array([False, False, False, True, False])
+    prev_lives, lives = np.array([3, 3, 1, 2, 2]), np.array([3, 2, 5, 2, 2])  # env 2: game over, new game
+    clipped, done = a2c_atari.learning_signal(reward, terminated, truncated, lives, prev_lives)
+    np.testing.assert_array_equal(clipped, [1.0, -1.0, 0.0, 1.0, 1.0])
+    np.testing.assert_array_equal(done, [False, True, True, True, False])
+
+
+def test_learner_sees_clipped_rewards_and_life_loss_ends_while_raw_full_game_scores_are_logged(monkeypatch):
+    """Berzerk pays 50 points per robot, has 3 lives and short random games. Spying on compute_gae: the
+    rollout's rewards must be the signs of the raw rewards and its dones must include every lost life, while
+    the logged returns are the raw sums over whole games, which go on across lost lives."""
+    made, seen = record_envs(monkeypatch), spy_on_gae(monkeypatch)
+    out = run(env_id="BerzerkNoFrameskip-v4", total_timesteps=800)
+    rec = made[0]
+    raw = np.stack(rec.rewards)
+    game_over = np.stack(rec.terminated) | np.stack(rec.truncated)
+    lives = np.stack(rec.lives)
+    life_lost = lives[1:] < lives[:-1]
+    assert (np.abs(raw) > 1).any() and (life_lost & ~game_over).any() and game_over.any()
+    np.testing.assert_array_equal(torch.cat([r for r, _ in seen]).numpy(), np.sign(raw))
+    np.testing.assert_array_equal(torch.cat([d for _, d in seen]).numpy(), (game_over | life_lost).astype(np.float32))
+    # Raw full-game scores, in the order the games ended.
+    expected, running = [], np.zeros(raw.shape[1])
+    for t in range(len(raw)):
+        running += raw[t]
+        for i in np.flatnonzero(game_over[t]):
+            expected.append(running[i])
+            running[i] = 0.0
+    logged = [r for _, r in out["episodic_returns"]]
+    assert logged == expected
+    assert [r for _, r in read_metrics(out["run_dir"])["charts/episodic_return"]] == logged
+
+
+# ---- the network and the loss
+def test_nature_cnn_shared_by_both_heads_takes_uint8_frames():
+    agent = a2c_atari.Agent(4)
+    convs = [m for m in agent.trunk if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size, c.stride) for c in convs] == [(32, (8, 8), (4, 4)), (64, (4, 4), (2, 2)),
+                                                                         (64, (3, 3), (1, 1))]
+    trunk = (32 * 4 * 64 + 32) + (64 * 32 * 16 + 64) + (64 * 64 * 9 + 64) + (64 * 7 * 7 * 512 + 512)
+    assert sum(p.numel() for p in agent.parameters()) == trunk + (512 * 4 + 4) + (512 + 1)  # one trunk, two heads
+    frames = torch.randint(0, 256, (3, 4, 84, 84), dtype=torch.uint8)
+    with torch.no_grad():
+        logprob, entropy, value = agent.evaluate_actions(frames, torch.tensor([0, 1, 3]))
+        torch.testing.assert_close(value, agent.critic(agent.trunk(frames.float() / 255)).squeeze(-1))
+    assert logprob.shape == entropy.shape == value.shape == (3,)
+    assert entropy.min() > math.log(4) - 0.01  # the policy head starts near uniform
+
+
+def test_a2c_loss_by_hand():
+    logprob = torch.tensor([-0.5, -1.5, -3.0], requires_grad=True)
+    values = torch.tensor([1.0, 0.0, -2.0], requires_grad=True)
+    adv, ret, ent = torch.tensor([1.0, -2.0, 0.5]), torch.tensor([2.0, 1.0, -2.0]), torch.tensor([1.2, 0.9, 0.3])
+    loss, (pg, vl, em) = a2c_atari.a2c_loss(logprob, ent, values, adv, ret, ent_coef=0.01, vf_coef=0.5)
+    assert pg.item() == pytest.approx(-(-0.5 + 3.0 - 1.5) / 3)
+    assert vl.item() == pytest.approx(0.5 * (1.0 + 1.0 + 0.0) / 3)
+    assert loss.item() == pytest.approx(pg.item() + 0.5 * vl.item() - 0.01 * 0.8)
+    loss.backward()
+    torch.testing.assert_close(logprob.grad, -adv / 3)  # advantages and returns are constants
+    torch.testing.assert_close(values.grad, 0.5 * (values.detach() - ret) / 3)
+
+
+def spy_on_gae(monkeypatch) -> list:
+    """(rewards, dones) of every rollout as main hands them to compute_gae."""
+    seen, real_gae = [], a2c_atari.compute_gae
+
+    def spy(rewards, values, dones, next_value, gamma, gae_lambda):
+        seen.append((rewards.clone(), dones.clone()))
+        return real_gae(rewards, values, dones, next_value, gamma, gae_lambda)
+
+    monkeypatch.setattr(a2c_atari, "compute_gae", spy)
+    return seen
+
+
+# Breakout cut by a 200-frame (50-step) time limit, so that truncations happen in a short test.
+gym.register("TestBreakout200Frames-v0", entry_point="ale_py.env:AtariEnv",
+             kwargs=dict(game="breakout", repeat_action_probability=0.0, full_action_space=False, frameskip=1,
+                         max_num_frames_per_episode=200))
+
+
+def test_time_limit_is_bootstrapped_with_the_value_of_the_true_final_frames(monkeypatch):
+    """A truncated step reaches the learner as done with reward sign(r) + gamma * V(final observation).
+    The learning rate is so small that the weights after the one update are those that acted."""
+    made, seen = record_envs(monkeypatch), spy_on_gae(monkeypatch)
+    out = run(env_id="TestBreakout200Frames-v0", num_envs=2, num_steps=60, total_timesteps=120, learning_rate=1e-30)
+    rec = made[0]
+    (rewards, dones), = seen
+    truncated = np.stack(rec.truncated) & ~np.stack(rec.terminated)
+    assert truncated[49].all() and truncated.sum() == 2  # both games cut at their 50th step
+    assert dones[49].tolist() == [1.0, 1.0]
+    with torch.no_grad():
+        v_final = out["agent"].get_value(torch.from_numpy(rec.final_obs[49]))
+    torch.testing.assert_close(rewards[49], torch.from_numpy(np.sign(rec.rewards[49])).float() + 0.99 * v_final)
+    others = np.ones(len(rec.rewards), bool)
+    others[49] = False
+    np.testing.assert_array_equal(rewards[others].numpy(), np.sign(np.stack(rec.rewards))[others])
+
+
+# ---- short trainings
+def test_smoke_training_logs_finite_scalars():
+    out = run(total_timesteps=800)
+    run_dir = Path(out["run_dir"])
+    assert run_dir.parent == Path("runs") and run_dir.name.startswith("BreakoutNoFrameskip-v4__a2c_atari__1__")
+    metrics = read_metrics(run_dir)
+    assert_finite_scalars(metrics, SCALARS)
+    assert max(s for name in metrics for s, _ in metrics[name]) == 800  # agent steps, counted over all envs
+    assert read_args(run_dir) == dataclasses.asdict(a2c_atari.Args(cuda=False, eval_episodes=0, torch_threads=1,
+                                                                    total_timesteps=800, **TINY))
+    lr = [v for _, v in metrics["charts/learning_rate"]]
+    assert lr == sorted(lr, reverse=True) and lr[-1] < 7e-4 / 10  # linear decay towards 0
+
+
+def test_seeded_runs_are_reproducible_and_threaded_envs_give_the_same_results():
+    budget = dict(num_envs=2, total_timesteps=100, log_interval=1)
+    first, second = run(seed=3, **budget), run(seed=3, async_envs=True, **budget)
+    other = run(seed=4, **budget)
+    assert_same_weights(weights(first["agent"]), weights(second["agent"]))  # same frames, rewards, actions
+    assert any(not torch.equal(a, b) for a, b in zip(first["agent"].parameters(), other["agent"].parameters()))
+
+
+def test_two_torchrun_processes_end_with_identical_weights(tmp_path):
+    """Two gloo processes, each with its own games: their data differ, their weights must not."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(ROOT / "a2c_atari.py"), "--no-cuda", "--num-envs", "2", "--num-steps", "5", "--total-timesteps", "200",
+           "--log-interval", "5", "--eval-episodes", "0", "--torch-threads", "1", "--save-model",
+           "--rank-weights-dir", str(tmp_path / "ranks")]
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=180, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rank0, rank1 = (torch.load(tmp_path / "ranks" / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert not torch.equal(rank0["last_obs"], rank1["last_obs"])  # different games (seed offset per rank)
+    assert_same_weights(rank0["model"], rank1["model"])
+    torch.manual_seed(1)
+    initial = a2c_atari.Agent(4).state_dict()
+    assert any(not torch.equal(initial[k], rank0["model"][k]) for k in initial)  # and they trained
+    (run_dir,) = Path("runs").iterdir()  # one run directory, written by rank 0 only
+    assert_same_weights(torch.load(run_dir / "model.pt", weights_only=True)["model"], rank0["model"])
+    metrics = read_metrics(run_dir)
+    assert_finite_scalars(metrics, SCALARS[2:])
+    # 2 processes x 2 envs x 5 steps = 20 agent steps per update, logged every 5 updates
+    assert [s for s, _ in metrics["charts/SPS"]] == [100, 200]
+
+
+# ---- save / load
+def test_saved_model_reloads_and_acts_identically():
+    """Pong: a barely trained argmax policy loses a game 21 to nearly nothing within ~1000 steps."""
+    trained = run(env_id="ALE/Pong-v5", total_timesteps=100, save_model=True, eval_episodes=1)
+    path = Path(trained["run_dir"]) / "model.pt"
+    assert path.is_file() and not Path(str(path) + ".tmp").exists()
+    assert Path(trained["run_dir"]).name.startswith("ALE_Pong-v5__a2c_atari__1__")  # no "/" in the name
+    loaded = run(env_id="ALE/Pong-v5", load_model=str(path), eval_episodes=1)
+    obs = torch.randint(0, 256, (8, 4, 84, 84), dtype=torch.uint8)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded["agent"].act_deterministic(obs), trained["agent"].act_deterministic(obs))
+        torch.testing.assert_close(loaded["agent"].get_value(obs), trained["agent"].get_value(obs))
+    assert len(trained["eval_returns"]) == 1 and -21 <= trained["eval_returns"][0] < 0  # a raw Pong score
+    assert loaded["eval_returns"] == trained["eval_returns"]
+    assert read_metrics(loaded["run_dir"])["eval/episodic_return"] == [(0, trained["eval_returns"][0])]
+    state = torch.load(path, weights_only=True)
+    assert state["script"] == "a2c_atari.py" and state["env_id"] == "ALE/Pong-v5"
+
+
+def test_checkpoint_from_another_script_or_game_is_refused(tmp_path):
+    pong = str(tmp_path / "pong.pt")
+    a2c_atari.save_checkpoint(pong, a2c_atari.Agent(6), a2c_atari.Args(env_id="ALE/Pong-v5"), 6)
+    with pytest.raises(ValueError, match=r"trained on ALE/Pong-v5, not BreakoutNoFrameskip-v4; pass --env-id ALE/Pong-v5"):
+        run(load_model=pong)
+    other = str(tmp_path / "other.pt")
+    torch.save({"script": "a2c.py", "env_id": "BreakoutNoFrameskip-v4", "model": {}}, other)
+    with pytest.raises(ValueError, match=r"was not saved by a2c_atari\.py"):
+        run(load_model=other)
+
+
+# ---- bad input
+@pytest.mark.parametrize("overrides,message", [
+    (dict(env_id="CartPole-v1"), r"CartPole-v1 is not an Atari game.*use a2c\.py"),
+    (dict(env_id="NoSuchGame-v0"), r"unknown environment id 'NoSuchGame-v0'"),
+    (dict(total_timesteps=10), r"smaller than one batch"),
+    (dict(learning_rate=0.0), r"--learning-rate must be positive"),
+    (dict(capture_video=True), r"--capture-video is not supported"),
+    (dict(load_model="missing/model.pt"), r"does not exist"),
+])
+def test_bad_arguments_fail_with_a_clear_message(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        run(**overrides)
+    assert not Path("runs").exists()  # rejected before anything was built or written
+
+
+def test_missing_ale_py_names_the_pip_command(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ale_py", None)  # what `import ale_py` sees when it is not installed
+    with pytest.raises(ValueError, match=r'needs ale-py.*pip install "gymnasium\[atari\]"'):
+        run()
+
+
+# ---- Ctrl-C
+def test_ctrl_c_stops_cleanly_and_keeps_metrics_and_model(monkeypatch):
+    made = record_envs(monkeypatch, interrupt_after=120)  # 24 updates of 4 envs x 5 steps, then Ctrl-C
+    out = run(total_timesteps=100_000, save_model=True, eval_episodes=3)
+    games = int(np.stack(made[0].terminated).sum())
+    metrics = read_metrics(out["run_dir"])
+    assert [s for s, _ in metrics["losses/value_loss"]] == [100, 200, 300, 400]  # every 5th update so far
+    assert len(metrics.get("charts/episodic_return", [])) == games
+    assert "eval/episodic_return" not in metrics and out["eval_returns"] == []
+    assert (Path(out["run_dir"]) / "model.pt").is_file()
+
+
+# ---- command line
+def test_help_lists_every_flag_with_its_docstring():
+    text = subprocess.run([sys.executable, "a2c_atari.py", "--help"], cwd=ROOT, capture_output=True, text=True,
+                          check=True, env={"COLUMNS": "200", "PATH": ""}).stdout
+    for field in dataclasses.fields(a2c_atari.Args):
+        assert f"--{field.name.replace('_', '-')}" in text, field.name
+    assert "the GAE lambda (1.0: the paper's n-step returns" in text and "(default: 1.0)" in text
