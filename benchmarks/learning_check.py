@@ -9,39 +9,16 @@ benchmarks/runs/. From its metrics.csv the table reports the mean training retur
 second at which the mean of `--window` consecutive training episodes first reached `--threshold`.
 """
 import argparse
-import csv
 import os
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import read_metrics, summarize  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def read_run(run_dir: Path) -> dict:
-    out: dict[str, list[tuple[int, float, float]]] = {}
-    with open(run_dir / "metrics.csv", newline="") as f:
-        for row in csv.DictReader(f):
-            out.setdefault(row["name"], []).append((int(row["global_step"]), float(row["wall_time"]), float(row["value"])))
-    return out
-
-
-def summarize(metrics: dict, threshold: float, window: int) -> dict:
-    episodes = metrics.get("charts/episodic_return", [])
-    returns = [v for _, _, v in episodes]
-    crossing = None
-    for i in range(window, len(returns) + 1):
-        if statistics.fmean(returns[i - window:i]) >= threshold:
-            crossing = episodes[i - 1][:2]
-            break
-    sps = metrics.get("charts/SPS", [])
-    evals = [v for _, _, v in metrics.get("eval/episodic_return", [])]
-    return {"final": statistics.fmean(returns[-window:]) if returns else float("nan"),
-            "eval": statistics.fmean(evals) if evals else float("nan"),
-            "cross_step": crossing[0] if crossing else None, "cross_s": crossing[1] if crossing else None,
-            "sps": sps[-1][2] if sps else float("nan"), "episodes": len(returns),
-            "last_step": max((s for rows in metrics.values() for s, _, _ in rows), default=0)}
 
 
 def main() -> None:
@@ -65,7 +42,7 @@ def main() -> None:
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
         prefix = f"{opts.env_id}__{exp_name}__{seed}__"
         run_dir = max((p for p in Path(opts.runs_dir).iterdir() if p.name.startswith(prefix)), key=lambda p: p.stat().st_mtime)
-        rows.append((seed, run_dir, summarize(read_run(run_dir), opts.threshold, opts.window)))
+        rows.append((seed, run_dir, summarize(read_metrics(run_dir), threshold=opts.threshold, window=opts.window)))
     print(f"\n{opts.script} on {opts.env_id} {' '.join(opts.extra)}")
     print(f"| seed | final return (last {opts.window} ep.) | eval return | first step mean>={opts.threshold:g} | seconds | SPS | steps |")
     print("|---|---|---|---|---|---|---|")

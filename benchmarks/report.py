@@ -1,0 +1,149 @@
+"""Turn a suite's finished runs (benchmarks/run.py) into a results table and learning curves.
+
+    python benchmarks/report.py quick            # writes benchmarks/results/quick.md and quick_*.png
+
+For every script x environment of the suite, over its seeds: the final return (mean of the last `window`
+values of the job's metric — 100 training episodes by default, the common convention), the deterministic
+evaluation return, the environment step and the wall-clock second at which the mean of `window`
+consecutive values first reached the job's threshold (mean over the seeds that reached it, and how many
+did), and the steps per second. The PNGs show the mean and the min-max band across seeds, against
+environment steps and against wall-clock seconds.
+"""
+import argparse
+import csv
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import RUNS, SUITES, Job, done_file  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def read_metrics(run_dir) -> dict:
+    """metrics.csv as {name: [(global_step, wall_time, value), ...]}."""
+    out: dict[str, list[tuple[int, float, float]]] = {}
+    with open(Path(run_dir) / "metrics.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            out.setdefault(row["name"], []).append((int(row["global_step"]), float(row["wall_time"]), float(row["value"])))
+    return out
+
+
+def first_reaching(rows, threshold: float, window: int):
+    """(step, wall_time) at which the mean of `window` consecutive values first reaches the threshold."""
+    values = [v for _, _, v in rows]
+    for i in range(window, len(values) + 1):
+        if statistics.fmean(values[i - window:i]) >= threshold:
+            return rows[i - 1][:2]
+    return None
+
+
+def summarize(metrics: dict, metric: str = "charts/episodic_return", threshold: float | None = None,
+              window: int = 100) -> dict:
+    rows = metrics.get(metric, [])
+    values = [v for _, _, v in rows]
+    evals = [v for _, _, v in metrics.get("eval/episodic_return", [])]
+    sps = metrics.get("charts/SPS", [])
+    crossing = first_reaching(rows, threshold, min(window, len(rows))) if threshold is not None and rows else None
+    return {"final": statistics.fmean(values[-window:]) if values else float("nan"),
+            "eval": statistics.fmean(evals) if evals else float("nan"),
+            "cross_step": crossing[0] if crossing else None, "cross_s": crossing[1] if crossing else None,
+            "sps": sps[-1][2] if sps else float("nan"), "count": len(values),
+            "last_step": max((s for r in metrics.values() for s, _, _ in r), default=0)}
+
+
+def finished_runs(suite: str, job: Job) -> list[Path]:
+    out = []
+    for seed in job.seeds:
+        marker = done_file(suite, job, seed)
+        if marker.exists():
+            out.append(RUNS / suite / marker.read_text().strip())
+    return out
+
+
+def mean_std(xs) -> str:
+    xs = [x for x in xs if x == x]  # drop NaN
+    if not xs:
+        return "–"
+    return f"{statistics.fmean(xs):.1f} ± {statistics.pstdev(xs):.1f}" if len(xs) > 1 else f"{xs[0]:.1f}"
+
+
+def table_row(job: Job, summaries: list[dict]) -> str:
+    reached = [s for s in summaries if s["cross_step"] is not None]
+    if job.threshold is None:
+        cross = secs = "–"
+    else:
+        cross = f"{statistics.fmean(s['cross_step'] for s in reached):,.0f} ({len(reached)}/{len(summaries)})" if reached else f"never (0/{len(summaries)})"
+        secs = f"{statistics.fmean(s['cross_s'] for s in reached):.0f}" if reached else "–"
+    sps = [s["sps"] for s in summaries if s["sps"] == s["sps"]]
+    sps_text = f"{statistics.median(sps):,.0f}" if sps else "–"
+    threshold = "–" if job.threshold is None else f"{job.threshold:g}"
+    return (f"| `{job.script}` | {job.label} | {len(summaries)} | {mean_std([s['final'] for s in summaries])} | "
+            f"{mean_std([s['eval'] for s in summaries])} | {threshold} | {cross} | {secs} | {sps_text} |")
+
+
+def plot_job(job: Job, runs: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, x_index, xlabel in ((axes[0], 0, "environment steps"), (axes[1], 1, "wall-clock seconds")):
+        curves = []
+        for metrics in runs:
+            rows = metrics.get(job.metric, [])
+            if not rows:
+                continue
+            x = np.array([r[x_index] for r in rows], dtype=float)
+            v = np.array([r[2] for r in rows], dtype=float)
+            k = max(1, min(job.window // 10, len(v)))  # light smoothing: a rolling mean of a tenth of the window
+            v = np.convolve(v, np.ones(k) / k, mode="valid")
+            curves.append((x[k - 1:], v))
+        if not curves:
+            continue
+        grid = np.linspace(0, min(c[0][-1] for c in curves), 200)
+        ys = np.stack([np.interp(grid, x, v) for x, v in curves])
+        ax.plot(grid, ys.mean(0), label=f"mean of {len(curves)} seeds")
+        ax.fill_between(grid, ys.min(0), ys.max(0), alpha=0.25, label="min-max")
+        if job.threshold is not None:
+            ax.axhline(job.threshold, color="gray", linestyle="--", linewidth=1)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(job.metric)
+        ax.grid(alpha=0.3)
+    axes[0].legend(loc="lower right")
+    fig.suptitle(f"{job.script} on {job.label}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def report(suite: str, out_dir: Path = RESULTS) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lines = [f"# Suite `{suite}`", "",
+             "| script | env / task | seeds | final (mean ± std) | eval | threshold | step reached (seeds) | seconds | SPS |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for job in SUITES[suite]:
+        runs = [read_metrics(d) for d in finished_runs(suite, job)]
+        if not runs:
+            lines.append(f"| `{job.script}` | {job.label} | 0 | not run | | | | | |")
+            continue
+        lines.append(table_row(job, [summarize(m, job.metric, job.threshold, job.window) for m in runs]))
+        plot_job(job, runs, out_dir / f"{suite}_{Path(job.script).stem}_{job.label.replace('/', '_')}.png")
+    path = out_dir / f"{suite}.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("suite", choices=sorted(SUITES))
+    opts = parser.parse_args(argv)
+    print(report(opts.suite).read_text())
+
+
+if __name__ == "__main__":
+    main()

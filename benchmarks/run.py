@@ -1,0 +1,125 @@
+"""Run a benchmark suite: scripts x environments x seeds, each run a subprocess, several at a time.
+
+    python benchmarks/run.py quick --jobs 2          # every script on a small budget, 3 seeds
+    python benchmarks/run.py classic --jobs 2        # a2c / ppo on CartPole, Acrobot (and a2c on Pendulum), 5 seeds
+    python benchmarks/run.py mujoco                  # ppo_continuous, sac, td3 on MuJoCo at 1M steps (GPU or long CPU)
+    python benchmarks/run.py atari                   # a2c_atari on Breakout and Pong at 10M frames (GPU)
+    python benchmarks/run.py toys                    # grpo_toy, dpo_toy, 3 seeds
+    python benchmarks/run.py quick --list            # print the commands without running them
+
+Every run writes its usual run directory under benchmarks/runs/SUITE/ (not committed). A run that exits
+cleanly leaves a `.done` file naming its run directory; a run whose `.done` exists is skipped, so an
+interrupted suite resumes where it stopped. `python benchmarks/report.py SUITE` turns the finished runs
+into tables and plots.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = ROOT / "benchmarks" / "runs"
+
+
+@dataclass(frozen=True)
+class Job:
+    script: str                 # e.g. "ppo.py"
+    label: str                  # environment id or toy task, as it appears in run directory names
+    args: tuple = ()            # arguments besides --seed, --exp-name, --runs-dir
+    seeds: tuple = (1, 2, 3)
+    metric: str = "charts/episodic_return"  # the learning curve's scalar
+    threshold: float | None = None          # for "steps / seconds to threshold" in the report
+    window: int = field(default=100)        # episodes averaged for the final return and the threshold
+
+
+def rl(script, env_id, steps, threshold=None, seeds=(1, 2, 3), window=100, *extra):
+    return Job(script, env_id, ("--env-id", env_id, "--total-timesteps", str(steps), *extra), tuple(seeds),
+               threshold=threshold, window=window)
+
+
+FIVE = (1, 2, 3, 4, 5)
+SUITES = {
+    # about 30 minutes on a 2-core machine, all of it
+    "quick": [
+        rl("ppo.py", "CartPole-v1", 100_000, 475),
+        rl("a2c.py", "CartPole-v1", 100_000, 475),
+        rl("ppo_continuous.py", "Pendulum-v1", 100_000, -400, (1, 2, 3), 20,
+           "--num-envs", "4", "--num-steps", "1024", "--gamma", "0.9", "--learning-rate", "1e-3"),
+        rl("sac.py", "Pendulum-v1", 10_000, -200, (1, 2, 3), 10, "--learning-starts", "1000"),
+        rl("td3.py", "Pendulum-v1", 10_000, -200, (1, 2, 3), 10, "--learning-starts", "1000"),
+        rl("ppo_continuous.py", "Hopper-v5", 50_000, None, (1, 2, 3), 20),
+        Job("grpo_toy.py", "sum", (), metric="eval/greedy_accuracy", threshold=0.9, window=1),
+        Job("dpo_toy.py", "sort", (), metric="eval/sampled_accuracy", window=1),
+    ],
+    "classic": [
+        rl("ppo.py", "CartPole-v1", 500_000, 475, FIVE),
+        rl("a2c.py", "CartPole-v1", 500_000, 475, FIVE),
+        rl("ppo.py", "Acrobot-v1", 500_000, -100, FIVE),
+        rl("a2c.py", "Acrobot-v1", 500_000, -100, FIVE),
+        rl("a2c.py", "Pendulum-v1", 1_000_000, -200, FIVE),
+    ],
+    "mujoco": [rl(s, e, 1_000_000) for s in ("ppo_continuous.py", "sac.py", "td3.py")
+               for e in ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5")],
+    "atari": [rl("a2c_atari.py", e, 2_500_000, None, (1, 2, 3), 100, "--async-envs")  # 10M frames = 2.5M agent steps
+              for e in ("BreakoutNoFrameskip-v4", "PongNoFrameskip-v4")],
+    "toys": [Job("grpo_toy.py", "sum", (), metric="eval/greedy_accuracy", threshold=0.9, window=1),
+             Job("dpo_toy.py", "sort", (), metric="eval/sampled_accuracy", window=1)],
+}
+
+
+def exp_name(suite: str, job: Job) -> str:
+    return f"{suite}_{Path(job.script).stem}"
+
+
+def done_file(suite: str, job: Job, seed: int) -> Path:
+    return RUNS / suite / f"{Path(job.script).stem}__{job.label.replace('/', '_')}__{seed}.done"
+
+
+def command(suite: str, job: Job, seed: int) -> list[str]:
+    return [sys.executable, str(ROOT / job.script), *job.args, "--seed", str(seed),
+            "--exp-name", exp_name(suite, job), "--runs-dir", str(RUNS / suite)]
+
+
+def run_one(suite: str, job: Job, seed: int) -> str:
+    """Run one seed unless it already finished; returns a one-line status."""
+    marker = done_file(suite, job, seed)
+    if marker.exists():
+        return f"skip  {marker.stem} (done: {marker.read_text().strip()})"
+    prefix = f"{job.label.replace('/', '_')}__{exp_name(suite, job)}__{seed}__"
+    before = {p.name for p in (RUNS / suite).glob(prefix + "*")}
+    start = time.time()
+    log = RUNS / suite / f"{marker.stem}.log"
+    with open(log, "w") as out:
+        result = subprocess.run(command(suite, job, seed), stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
+    new = sorted(p for p in (RUNS / suite).glob(prefix + "*") if p.name not in before and p.is_dir())
+    if result.returncode != 0 or not new:
+        return f"FAIL  {marker.stem} (exit {result.returncode}, log {log})"
+    marker.write_text(str(new[-1].relative_to(RUNS / suite)) + "\n")
+    return f"done  {marker.stem} in {time.time() - start:.0f}s -> {new[-1].name}"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("suite", choices=sorted(SUITES))
+    parser.add_argument("--jobs", type=int, default=1, help="runs at a time")
+    parser.add_argument("--list", action="store_true", help="print the commands and exit")
+    opts = parser.parse_args(argv)
+    tasks = [(job, seed) for job in SUITES[opts.suite] for seed in job.seeds]
+    if opts.list:
+        for job, seed in tasks:
+            print(" ".join(command(opts.suite, job, seed)[1:]))
+        return 0
+    (RUNS / opts.suite).mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(max_workers=max(1, opts.jobs)) as pool:
+        statuses = list(pool.map(lambda t: run_one(opts.suite, *t), tasks))
+    print("\n".join(statuses))
+    return 1 if any(s.startswith("FAIL") for s in statuses) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

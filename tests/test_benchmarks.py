@@ -1,0 +1,59 @@
+"""The benchmark tools: the summary statistics against hand computations, and the runner and report end to
+end on a one-seed suite small enough for the default test run."""
+import csv
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import report  # noqa: E402
+import run as runner  # noqa: E402
+
+
+def write_metrics(run_dir: Path, rows) -> None:
+    run_dir.mkdir(parents=True)
+    with open(run_dir / "metrics.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["global_step", "wall_time", "name", "value"])
+        w.writerows(rows)
+
+
+def test_summary_by_hand(tmp_path):
+    episodes = [(10 * (i + 1), 0.5 * (i + 1), "charts/episodic_return", float(i)) for i in range(10)]  # 0..9
+    write_metrics(tmp_path / "r", episodes + [(100, 5.0, "charts/SPS", 1234.0), (100, 6.0, "eval/episodic_return", 4.0),
+                                              (100, 6.0, "eval/episodic_return", 6.0)])
+    s = report.summarize(report.read_metrics(tmp_path / "r"), threshold=7.0, window=3)
+    assert s["final"] == pytest.approx((7 + 8 + 9) / 3)
+    assert s["eval"] == pytest.approx(5.0)
+    # rolling means of 3: ..., (5+6+7)/3 = 6, (6+7+8)/3 = 7 -> reached with the episode of value 8
+    assert (s["cross_step"], s["cross_s"]) == (90, 4.5)
+    assert s["sps"] == 1234.0 and s["count"] == 10 and s["last_step"] == 100
+    assert report.summarize(report.read_metrics(tmp_path / "r"), threshold=100.0, window=3)["cross_step"] is None
+
+
+def test_suite_runs_skips_finished_seeds_and_reports(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(report, "RUNS", tmp_path / "runs")
+    job = runner.Job("ppo.py", "CartPole-v1", ("--env-id", "CartPole-v1", "--total-timesteps", "1024", "--num-envs", "2",
+                                               "--num-steps", "128", "--eval-episodes", "2", "--no-cuda"),
+                     seeds=(1,), threshold=15.0, window=5)
+    monkeypatch.setitem(runner.SUITES, "tiny", [job])
+    assert runner.main(["tiny"]) == 0
+    marker = runner.done_file("tiny", job, 1)
+    run_dir = tmp_path / "runs" / "tiny" / marker.read_text().strip()
+    assert (run_dir / "metrics.csv").is_file() and run_dir.name.startswith("CartPole-v1__tiny_ppo__1__")
+    assert runner.run_one("tiny", job, 1).startswith("skip")
+    md = report.report("tiny", out_dir=tmp_path / "results").read_text()
+    summary = report.summarize(report.read_metrics(run_dir), threshold=15.0, window=5)
+    assert f"| `ppo.py` | CartPole-v1 | 1 | {summary['final']:.1f} | {summary['eval']:.1f} | 15 |" in md
+    assert (tmp_path / "results" / "tiny_ppo_CartPole-v1.png").stat().st_size > 1000
+
+
+def test_a_failing_run_is_reported_and_not_marked_done(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "RUNS", tmp_path / "runs")
+    job = runner.Job("ppo.py", "Pendulum-v1", ("--env-id", "Pendulum-v1"), seeds=(1,))  # ppo.py refuses Box actions
+    (tmp_path / "runs" / "bad").mkdir(parents=True)
+    status = runner.run_one("bad", job, 1)
+    assert status.startswith("FAIL") and not runner.done_file("bad", job, 1).exists()
+    assert "discrete action space" in (tmp_path / "runs" / "bad" / "ppo__Pendulum-v1__1.log").read_text()
