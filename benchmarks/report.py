@@ -68,7 +68,9 @@ def mean_std(xs) -> str:
     xs = [x for x in xs if x == x]  # drop NaN
     if not xs:
         return "–"
-    return f"{statistics.fmean(xs):.1f} ± {statistics.pstdev(xs):.1f}" if len(xs) > 1 else f"{xs[0]:.1f}"
+    digits = 3 if max(abs(x) for x in xs) < 10 else 1  # accuracies and rewards in [0, 1] need more digits
+    mean = statistics.fmean(xs)
+    return f"{mean:.{digits}f} ± {statistics.pstdev(xs):.{digits}f}" if len(xs) > 1 else f"{mean:.{digits}f}"
 
 
 def table_row(job: Job, summaries: list[dict]) -> str:
