@@ -207,10 +207,12 @@ class Agent(nn.Module):
         out = self.actor(x)
         return out if self.continuous else out.argmax(-1)
 
-    def numpy_actor(self) -> tuple[list, np.ndarray | None]:
-        """Actor weights as numpy (W, b) pairs (views of the parameters on CPU, a copy from a GPU) and the log-std."""
-        layers = [(m.weight.detach().cpu().numpy(), m.bias.detach().cpu().numpy()) for m in self.actor if isinstance(m, nn.Linear)]
-        return layers, self.actor_logstd.detach().cpu().numpy() if self.continuous else None
+    def numpy_layers(self) -> tuple[list, list, np.ndarray | None]:
+        """(actor, critic) weights as lists of numpy (W, b) pairs — views of the parameters on CPU, a copy from a
+        GPU, fetched once per rollout — and the log-std (None for a categorical policy)."""
+        def layers(seq):
+            return [(m.weight.detach().cpu().numpy(), m.bias.detach().cpu().numpy()) for m in seq if isinstance(m, nn.Linear)]
+        return layers(self.actor), layers(self.critic), self.actor_logstd.detach().cpu().numpy() if self.continuous else None
 
 
 # Acting uses numpy: for a 64-unit MLP on a handful of observations torch's per-call dispatch costs more
@@ -401,8 +403,7 @@ def main(args: Args) -> dict:
                 optimizer.param_groups[0]["lr"] = args.learning_rate * (1.0 - (iteration - 1.0) / num_iterations)
 
             # ---- rollout
-            actor_np, logstd_np = agent.numpy_actor()
-            critic_np = None  # numpy critic weights, fetched only when a truncation needs bootstrapping
+            actor_np, critic_np, logstd_np = agent.numpy_layers()
             for step in range(args.num_steps):
                 global_step += args.num_envs
                 obs[step] = next_obs_np.reshape(args.num_envs, -1)
@@ -414,9 +415,6 @@ def main(args: Args) -> dict:
                 # A time limit is not a real end: bootstrap with the value of the true final observation.
                 trunc_idx = np.flatnonzero(truncated & ~terminated)
                 if trunc_idx.size:
-                    if critic_np is None:
-                        critic_np = [(m.weight.detach().cpu().numpy(), m.bias.detach().cpu().numpy())
-                                     for m in agent.critic if isinstance(m, nn.Linear)]
                     final_obs = np.stack(infos["final_obs"][trunc_idx]).reshape(trunc_idx.size, -1).astype(np.float32)
                     rewards[step, trunc_idx] += args.gamma * mlp_numpy(critic_np, final_obs)[:, 0]
                 if "final_info" in infos and "_episode" in infos["final_info"]:

@@ -144,9 +144,10 @@ def test_a2c_gaussian_sampling_and_actor():
     with torch.no_grad():
         agent.actor_logstd.copy_(torch.tensor([-1.0, 0.5]))
     x = torch.randn(5, 3)
-    layers, logstd = agent.numpy_actor()
+    layers, critic, logstd = agent.numpy_layers()
     mean = a2c.mlp_numpy(layers, x.numpy())
     np.testing.assert_allclose(mean, agent.actor(x).detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(a2c.mlp_numpy(critic, x.numpy())[:, 0], agent.get_value(x).detach().numpy(), rtol=1e-5, atol=1e-6)
     samples = a2c.sample_action(np.repeat(mean[:1], 50_000, 0), logstd, np.random.default_rng(0))
     np.testing.assert_allclose(samples.mean(0), mean[0], atol=0.03)
     np.testing.assert_allclose(samples.std(0), np.exp([-1.0, 0.5]), rtol=0.02)
