@@ -106,6 +106,9 @@ class Args:
     """maximum global gradient norm"""
     target_kl: float | None = None
     """stop the update after an epoch whose mean approx KL exceeds this"""
+    bootstrap_truncation: bool = True
+    """bootstrap a time-limit truncation with gamma * V(true final observation); --no-bootstrap-truncation
+    treats it as a termination, as many implementations do (kept for the ablation in benchmarks/)"""
 
 
 def check_args(args: Args) -> None:
@@ -420,7 +423,7 @@ def main(args: Args) -> dict:
                 dones[step] = terminated | truncated
                 # A time limit is not a real end: bootstrap with the value of the true final observation.
                 trunc_idx = np.flatnonzero(truncated & ~terminated)
-                if trunc_idx.size:
+                if trunc_idx.size and args.bootstrap_truncation:
                     final_obs = np.stack(infos["final_obs"][trunc_idx]).reshape(trunc_idx.size, -1).astype(np.float32)
                     rewards[step, trunc_idx] += args.gamma * mlp_numpy(critic_np, final_obs)[:, 0]
                 if "final_info" in infos and "_episode" in infos["final_info"]:

@@ -127,9 +127,12 @@ def test_saved_model_reloads_and_acts_identically(script, env_id):
 
 
 # ---- truncation bootstrapping
+PPO_VALUE_FIT = dict(num_envs=8, num_steps=10, num_minibatches=1, learning_rate=3e-3, anneal_lr=False, clip_vloss=False,
+                     total_timesteps=6000)
+
+
 @pytest.mark.parametrize("script,overrides", [
-    ("ppo", dict(num_envs=8, num_steps=10, num_minibatches=1, learning_rate=3e-3, anneal_lr=False, clip_vloss=False,
-                 total_timesteps=6000)),
+    ("ppo", PPO_VALUE_FIT),
     ("a2c", dict(optimizer="adam", learning_rate=3e-3, total_timesteps=6000, log_interval=50)),
 ])
 def test_truncation_bootstraps_and_termination_does_not(script, overrides):
@@ -143,6 +146,16 @@ def test_truncation_bootstraps_and_termination_does_not(script, overrides):
         v_trunc, v_term = truncated.get_value(start).item(), terminated.get_value(start).item()
     assert v_trunc == pytest.approx(1 / (1 - gamma), rel=0.05)  # without bootstrapping it would be near 4.1
     assert v_term == pytest.approx(sum(gamma**k for k in range(5)), rel=0.05)
+
+
+def test_ppo_without_truncation_bootstrap_treats_the_time_limit_as_an_end():
+    """The ablation switch: --no-bootstrap-truncation must make a truncation look like a termination, so the
+    critic learns the 5-step value 4.0951 instead of 1 / (1 - gamma) = 10."""
+    gamma = 0.9
+    agent = run("ppo", env_id="TestTruncatedOnly-v0", gamma=gamma, bootstrap_truncation=False, **PPO_VALUE_FIT)["agent"]
+    with torch.no_grad():
+        value = agent.get_value(torch.zeros(1, 1)).item()
+    assert value == pytest.approx(sum(gamma**k for k in range(5)), rel=0.05)
 
 
 # ---- bad input
