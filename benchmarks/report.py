@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import RUNS, SUITES, Job, done_file  # noqa: E402
+from run import ABLATIONS, RUNS, SUITES, Job, done_file, job_name  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -73,6 +73,10 @@ def mean_std(xs) -> str:
     return f"{mean:.{digits}f} ± {statistics.pstdev(xs):.{digits}f}" if len(xs) > 1 else f"{mean:.{digits}f}"
 
 
+def label(job: Job) -> str:
+    return f"{job.label} · {job.variant}" if job.variant else job.label
+
+
 def table_row(job: Job, summaries: list[dict]) -> str:
     reached = [s for s in summaries if s["cross_step"] is not None]
     if job.threshold is None:
@@ -83,44 +87,58 @@ def table_row(job: Job, summaries: list[dict]) -> str:
     sps = [s["sps"] for s in summaries if s["sps"] == s["sps"]]
     sps_text = f"{statistics.median(sps):,.0f}" if sps else "–"
     threshold = "–" if job.threshold is None else f"{job.threshold:g}"
-    return (f"| `{job.script}` | {job.label} | {len(summaries)} | {mean_std([s['final'] for s in summaries])} | "
+    return (f"| `{job.script}` | {label(job)} | {len(summaries)} | {mean_std([s['final'] for s in summaries])} | "
             f"{mean_std([s['eval'] for s in summaries])} | {threshold} | {cross} | {secs} | {sps_text} |")
 
 
-def plot_job(job: Job, runs: list[dict], path: Path) -> None:
+def mean_curve(runs: list[dict], metric: str, window: int, x_index: int):
+    """(grid, values per seed on the grid) of a metric against steps (x_index 0) or seconds (1), each seed's
+    curve lightly smoothed (a rolling mean over a tenth of the window) and cut to the shortest seed's range."""
+    curves = []
+    for metrics in runs:
+        rows = metrics.get(metric, [])
+        if not rows:
+            continue
+        x = np.array([r[x_index] for r in rows], dtype=float)
+        v = np.array([r[2] for r in rows], dtype=float)
+        k = max(1, min(window // 10, len(v)))
+        curves.append((x[k - 1:], np.convolve(v, np.ones(k) / k, mode="valid")))
+    if not curves:
+        return None, None
+    grid = np.linspace(0, min(c[0][-1] for c in curves), 200)
+    return grid, np.stack([np.interp(grid, x, v) for x, v in curves])
+
+
+def plot_curves(title: str, metric: str, threshold, series: list[tuple[str, Job, list[dict]]], path: Path) -> None:
+    """One figure, two panels (against steps, against seconds): per series the mean over seeds and a min-max band."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, x_index, xlabel in ((axes[0], 0, "environment steps"), (axes[1], 1, "wall-clock seconds")):
-        curves = []
-        for metrics in runs:
-            rows = metrics.get(job.metric, [])
-            if not rows:
+        for label, job, runs in series:
+            grid, ys = mean_curve(runs, metric, job.window, x_index)
+            if grid is None:
                 continue
-            x = np.array([r[x_index] for r in rows], dtype=float)
-            v = np.array([r[2] for r in rows], dtype=float)
-            k = max(1, min(job.window // 10, len(v)))  # light smoothing: a rolling mean of a tenth of the window
-            v = np.convolve(v, np.ones(k) / k, mode="valid")
-            curves.append((x[k - 1:], v))
-        if not curves:
-            continue
-        grid = np.linspace(0, min(c[0][-1] for c in curves), 200)
-        ys = np.stack([np.interp(grid, x, v) for x, v in curves])
-        ax.plot(grid, ys.mean(0), label=f"mean of {len(curves)} seeds")
-        ax.fill_between(grid, ys.min(0), ys.max(0), alpha=0.25, label="min-max")
-        if job.threshold is not None:
-            ax.axhline(job.threshold, color="gray", linestyle="--", linewidth=1)
+            line, = ax.plot(grid, ys.mean(0), label=f"{label} ({len(ys)} seeds)" if label else f"mean of {len(ys)} seeds")
+            ax.fill_between(grid, ys.min(0), ys.max(0), alpha=0.15 if len(series) > 1 else 0.25, color=line.get_color(),
+                            label=None if len(series) > 1 else "min-max")
+        if threshold is not None:
+            ax.axhline(threshold, color="gray", linestyle="--", linewidth=1)
         ax.set_xlabel(xlabel)
-        ax.set_ylabel(job.metric)
+        ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
-    axes[0].legend(loc="lower right")
-    fig.suptitle(f"{job.script} on {job.label}")
+    axes[0].legend(loc="lower right", fontsize="small")
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_job(job: Job, runs: list[dict], path: Path) -> None:
+    plot_curves(f"{job.script} on {job.label}", job.metric, job.threshold, [("", job, runs)], path)
 
 
 def report(suite: str, out_dir: Path = RESULTS) -> Path:
@@ -128,13 +146,24 @@ def report(suite: str, out_dir: Path = RESULTS) -> Path:
     lines = [f"# Suite `{suite}`", "",
              "| script | env / task | seeds | final (mean ± std) | eval | threshold | step reached (seeds) | seconds | SPS |",
              "|---|---|---|---|---|---|---|---|---|"]
+    finished = {}
     for job in SUITES[suite]:
-        runs = [read_metrics(d) for d in finished_runs(suite, job)]
+        runs = finished[job] = [read_metrics(d) for d in finished_runs(suite, job)]
         if not runs:
-            lines.append(f"| `{job.script}` | {job.label} | 0 | not run | | | | | |")
+            lines.append(f"| `{job.script}` | {label(job)} | 0 | not run | | | | | |")
             continue
         lines.append(table_row(job, [summarize(m, job.metric, job.threshold, job.window) for m in runs]))
-        plot_job(job, runs, out_dir / f"{suite}_{Path(job.script).stem}_{job.label.replace('/', '_')}.png")
+        if not job.groups:  # ablation settings are drawn together, one figure per group
+            plot_job(job, runs, out_dir / f"{suite}_{job_name(job)}_{job.label.replace('/', '_')}.png")
+    groups = dict.fromkeys(g for job in SUITES[suite] for g in job.groups)
+    if groups:
+        lines += ["", "Figures (mean over seeds, min-max band):", ""]
+    for group in groups:
+        members = [job for job in SUITES[suite] if group in job.groups]
+        series = [(f"{Path(job.script).stem} {job.variant}".strip(), job, finished[job]) for job in members]
+        path = out_dir / f"{suite}_{group}.png"
+        plot_curves(ABLATIONS.get(group, group), members[0].metric, members[0].threshold, series, path)
+        lines.append(f"- `{path.name}`: {ABLATIONS.get(group, group)}")
     path = out_dir / f"{suite}.md"
     path.write_text("\n".join(lines) + "\n")
     return path

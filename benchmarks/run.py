@@ -5,6 +5,7 @@
     python benchmarks/run.py mujoco                  # ppo_continuous, sac, td3 on MuJoCo at 1M steps (GPU or long CPU)
     python benchmarks/run.py atari                   # a2c_atari on Breakout and Pong at 10M frames (GPU)
     python benchmarks/run.py toys                    # grpo_toy, dpo_toy, 3 seeds
+    python benchmarks/run.py ablations --jobs 2      # a2c / ppo hyperparameter ablations on CartPole, 3 seeds
     python benchmarks/run.py quick --list            # print the commands without running them
 
 Every run writes its usual run directory under benchmarks/runs/SUITE/ (not committed). A run that exits
@@ -34,12 +35,34 @@ class Job:
     metric: str = "charts/episodic_return"  # the learning curve's scalar
     threshold: float | None = None          # for "steps / seconds to threshold" in the report
     window: int = field(default=100)        # episodes averaged for the final return and the threshold
+    variant: str = ""                       # names one setting of an ablation (part of the run's name)
+    groups: tuple = ()                      # the ablation plots this job appears in (see ABLATIONS)
 
 
 def rl(script, env_id, steps, threshold=None, seeds=(1, 2, 3), window=100, *extra):
     return Job(script, env_id, ("--env-id", env_id, "--total-timesteps", str(steps), *extra), tuple(seeds),
                threshold=threshold, window=window)
 
+
+def ablation(script: str, variant: str, groups: tuple, *extra: str) -> Job:
+    """One setting of an ablation on CartPole-v1: 500k steps, 3 seeds, threshold 475 (as in `classic`)."""
+    return Job(script, "CartPole-v1", ("--env-id", "CartPole-v1", "--total-timesteps", "500000", *extra), (1, 2, 3),
+               threshold=475, variant=variant, groups=groups)
+
+
+A2C_GROUPS = ("a2c_gae_lambda", "a2c_num_steps", "a2c_ent_coef", "a2c_learning_rate", "a2c_vs_ppo")
+PPO_GROUPS = ("ppo_norm_adv", "ppo_clip_vloss", "ppo_bootstrap_truncation", "a2c_vs_ppo")
+# ablation plot -> its title; the report draws every job of the group on one figure
+ABLATIONS = {
+    "a2c_gae_lambda": "a2c.py on CartPole-v1: GAE lambda (default 0.95; 1 = n-step returns, 0 = one-step TD)",
+    "a2c_num_steps": "a2c.py on CartPole-v1: rollout length n (default 5), 8 envs",
+    "a2c_ent_coef": "a2c.py on CartPole-v1: entropy coefficient (default 0.01)",
+    "a2c_learning_rate": "a2c.py on CartPole-v1: RMSprop learning rate (default 7e-4)",
+    "ppo_norm_adv": "ppo.py on CartPole-v1: advantage normalization (default on)",
+    "ppo_clip_vloss": "ppo.py on CartPole-v1: value-loss clipping (default on)",
+    "ppo_bootstrap_truncation": "ppo.py on CartPole-v1: bootstrapping time-limit truncations (default on)",
+    "a2c_vs_ppo": "a2c.py vs ppo.py on CartPole-v1, defaults: sample efficiency",
+}
 
 FIVE = (1, 2, 3, 4, 5)
 SUITES = {
@@ -64,19 +87,36 @@ SUITES = {
     ],
     "mujoco": [rl(s, e, 1_000_000) for s in ("ppo_continuous.py", "sac.py", "td3.py")
                for e in ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5")],
-    "atari": [rl("a2c_atari.py", e, 2_500_000, None, (1, 2, 3), 100, "--async-envs")  # 10M frames = 2.5M agent steps
+    "atari": [rl("a2c_atari.py", e, 2_500_000, None, (1, 2, 3), 100, "--vector-env", "ale-threads")  # 10M frames = 2.5M agent steps
               for e in ("BreakoutNoFrameskip-v4", "PongNoFrameskip-v4")],
+    "ablations": [
+        ablation("a2c.py", "default", A2C_GROUPS),
+        *(ablation("a2c.py", f"gae-lambda={v}", ("a2c_gae_lambda",), "--gae-lambda", v) for v in ("0", "0.5", "1")),
+        *(ablation("a2c.py", f"num-steps={v}", ("a2c_num_steps",), "--num-steps", v) for v in ("1", "20")),
+        *(ablation("a2c.py", f"ent-coef={v}", ("a2c_ent_coef",), "--ent-coef", v) for v in ("0", "0.1")),
+        *(ablation("a2c.py", f"lr={v}", ("a2c_learning_rate",), "--learning-rate", v)
+          for v in ("1e-2", "1e-3", "1e-4", "1e-5")),
+        ablation("ppo.py", "default", PPO_GROUPS),
+        ablation("ppo.py", "no-norm-adv", ("ppo_norm_adv",), "--no-norm-adv"),
+        ablation("ppo.py", "no-clip-vloss", ("ppo_clip_vloss",), "--no-clip-vloss"),
+        ablation("ppo.py", "no-bootstrap-truncation", ("ppo_bootstrap_truncation",), "--no-bootstrap-truncation"),
+    ],
     "toys": [Job("grpo_toy.py", "sum", (), metric="eval/greedy_accuracy", threshold=0.9, window=1),
              Job("dpo_toy.py", "sort", (), metric="eval/sampled_accuracy", window=1)],
 }
 
 
 def exp_name(suite: str, job: Job) -> str:
-    return f"{suite}_{Path(job.script).stem}"
+    return f"{suite}_{job_name(job)}"
+
+
+def job_name(job: Job) -> str:
+    """The script's stem, and the variant when there is one: 'ppo', 'a2c_gae-lambda=0'."""
+    return Path(job.script).stem + (f"_{job.variant}" if job.variant else "")
 
 
 def done_file(suite: str, job: Job, seed: int) -> Path:
-    return RUNS / suite / f"{Path(job.script).stem}__{job.label.replace('/', '_')}__{seed}.done"
+    return RUNS / suite / f"{job_name(job)}__{job.label.replace('/', '_')}__{seed}.done"
 
 
 def command(suite: str, job: Job, seed: int) -> list[str]:

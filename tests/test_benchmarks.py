@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import read_args
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import report  # noqa: E402
 import run as runner  # noqa: E402
@@ -57,3 +59,27 @@ def test_a_failing_run_is_reported_and_not_marked_done(tmp_path, monkeypatch):
     status = runner.run_one("bad", job, 1)
     assert status.startswith("FAIL") and not runner.done_file("bad", job, 1).exists()
     assert "discrete action space" in (tmp_path / "runs" / "bad" / "ppo__Pendulum-v1__1.log").read_text()
+
+
+def test_ablation_variants_get_their_own_runs_and_one_figure_per_group(tmp_path, monkeypatch):
+    """Two settings of one script on one env: distinct run names and .done files, a shared group figure, and
+    each setting's row labelled with its variant."""
+    monkeypatch.setattr(runner, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(report, "RUNS", tmp_path / "runs")
+    base = ("--env-id", "CartPole-v1", "--total-timesteps", "512", "--num-envs", "2", "--num-steps", "64",
+            "--eval-episodes", "0", "--no-cuda")
+    jobs = [runner.Job("ppo.py", "CartPole-v1", base, seeds=(1,), window=5, variant="default", groups=("g",)),
+            runner.Job("ppo.py", "CartPole-v1", (*base, "--no-norm-adv"), seeds=(1,), window=5, variant="no-norm-adv",
+                       groups=("g",))]
+    monkeypatch.setitem(runner.SUITES, "abl", jobs)
+    monkeypatch.setitem(runner.ABLATIONS, "g", "a tiny ablation")
+    assert runner.main(["abl"]) == 0
+    names = [runner.done_file("abl", job, 1).read_text().strip() for job in jobs]
+    assert names[0].startswith("CartPole-v1__abl_ppo_default__1__")
+    assert names[1].startswith("CartPole-v1__abl_ppo_no-norm-adv__1__")
+    args = [read_args(tmp_path / "runs" / "abl" / n) for n in names]
+    assert (args[0]["norm_adv"], args[1]["norm_adv"]) == (True, False)
+    md = report.report("abl", out_dir=tmp_path / "results").read_text()
+    assert "| `ppo.py` | CartPole-v1 · default | 1 |" in md and "| `ppo.py` | CartPole-v1 · no-norm-adv | 1 |" in md
+    assert "- `abl_g.png`: a tiny ablation" in md
+    assert sorted(p.name for p in (tmp_path / "results").glob("*.png")) == ["abl_g.png"]
