@@ -10,12 +10,17 @@ every process takes the same step: the synchronous multi-worker scheme A2C is na
     A_t     = delta_t + gamma * lambda * (1 - done_t) * A_{t+1},   R_t = A_t + V(s_t)
     L       = -mean(A_t * log pi(a_t|s_t)) + vf_coef * 0.5 * mean((R_t - V(s_t))^2) - ent_coef * mean(H[pi(.|s_t)])
 
-Preprocessing (Mnih et al. 2015; Machado et al. 2018) is ale-py's own vector env, `AtariVectorEnv`: up to
-30 no-op starts, FIRE on reset where the game needs it, an action repeated for 4 frames with the maximum
-over the last two, 84x84 grayscale, 4 stacked frames, observations kept as uint8 until the network.
-(gymnasium's AtariPreprocessing needs opencv, which the pinned requirements do not install.) With
---async-envs the games step in parallel in its C++ worker threads (no GIL, no pickling, no subprocesses);
-the results are identical to stepping them one after another.
+Preprocessing (Mnih et al. 2015; Machado et al. 2018): up to 30 no-op starts, FIRE on reset where the game
+needs it, an action repeated for 4 frames with the maximum over the last two, 84x84 grayscale, 4 stacked
+frames, observations kept as uint8 until the network. --vector-env picks who does it and how the games
+step: "ale" (default) and "ale-threads" use ale-py's C++ vector env, which preprocesses in C++ and steps
+the games one by one or in parallel worker threads (no GIL, no pickling); "sync" and "async" use
+gymnasium's wrappers (AtariPreprocessing, FrameStackObservation) around each game, stepped one by one in
+this process or in AsyncVectorEnv subprocesses. Threads and subprocesses change only the speed: "ale" and
+"ale-threads" give identical results, as do "sync" and "async". The two preprocessing implementations draw
+their random no-op starts differently and ale-py's fire lasts one frame rather than four, so a seed gives
+the same kind of games, not the same games, under "ale" and "sync". Only the gymnasium envs render, so
+--capture-video needs --vector-env sync or async.
 The learner sees rewards clipped to their sign and a lost life as the end of an episode (no bootstrap
 across it), while the game itself goes on: logged returns are raw full-game scores.
 
@@ -32,6 +37,7 @@ RMSprop statistics are per process (identical across processes, as are the gradi
 time-limit truncation (108k frames) is bootstrapped with gamma * V(true final observation).
 
 Run:  python a2c_atari.py --env-id BreakoutNoFrameskip-v4
+      python a2c_atari.py --vector-env async --capture-video      (gymnasium wrappers, subprocess envs)
       torchrun --standalone --nproc_per_node=2 a2c_atari.py --env-id ALE/Pong-v5
       (2 machines: torchrun --nnodes=2 --nproc_per_node=N --rdzv-backend=c10d --rdzv-endpoint=HOST:29400 ... on each)
       (evaluate a saved model: --load-model runs/.../model.pt)
@@ -44,6 +50,7 @@ import os
 import random
 import time
 from dataclasses import asdict, dataclass
+from typing import Literal
 
 import gymnasium as gym
 import numpy as np
@@ -72,7 +79,7 @@ class Args:
     wandb_entity: str | None = None
     """the wandb entity (team or user)"""
     capture_video: bool = False
-    """record videos (not supported: ale-py's vector env renders no frames; the flag is refused)"""
+    """record videos of the first game into the run directory's videos/ (needs --vector-env sync or async)"""
     save_model: bool = False
     """save weights and arguments to model.pt in the run directory"""
     eval_episodes: int = 10
@@ -92,8 +99,10 @@ class Args:
     """the gymnasium id of an Atari game (it picks the game, sticky actions and action set)"""
     total_timesteps: int = 10_000_000
     """total agent steps of the experiment, summed over all environments and processes (frames = 4x)"""
-    async_envs: bool = False
-    """step the environments in parallel (one ale-py worker thread per CPU core) instead of one by one"""
+    vector_env: Literal["ale", "ale-threads", "sync", "async"] = "ale"
+    """how the games are preprocessed and stepped: ale-py's C++ vector env one by one ("ale") or in worker
+    threads, one per core ("ale-threads"); gymnasium's Atari wrappers one by one ("sync") or in AsyncVectorEnv
+    subprocesses, one per game ("async")"""
     learning_rate: float = 7e-4
     """the RMSprop learning rate"""
     rmsprop_alpha: float = 0.99
@@ -132,8 +141,15 @@ def check_args(args: Args) -> None:
         raise ValueError(f"--learning-rate must be positive (got {args.learning_rate}).")
     if args.eval_episodes < 0 or args.log_interval < 1:
         raise ValueError(f"--eval-episodes must be >= 0 and --log-interval >= 1 (got {args.eval_episodes}, {args.log_interval}).")
-    if args.capture_video:
-        raise ValueError("--capture-video is not supported by a2c_atari.py (ale-py's vector env renders no frames); drop the flag.")
+    if args.capture_video and args.vector_env not in ("sync", "async"):
+        raise ValueError(f"--capture-video needs --vector-env sync or async (ale-py's C++ vector env, "
+                         f"--vector-env {args.vector_env}, renders no frames).")
+    if args.vector_env in ("sync", "async"):
+        try:
+            import cv2  # noqa: F401  (gymnasium's AtariPreprocessing resizes with it)
+        except ImportError:
+            raise ValueError(f"--vector-env {args.vector_env} uses gymnasium's AtariPreprocessing, which needs opencv; "
+                             "install it with pip install opencv-python-headless (or use --vector-env ale).") from None
     try:
         import ale_py
 
@@ -150,9 +166,48 @@ def check_args(args: Args) -> None:
 
 
 # ---------------------------------------------------------------- environments
-def make_envs(env_id: str, num_envs: int, async_envs: bool = False) -> gym.vector.VectorEnv:
-    """`num_envs` games of `env_id` with the standard preprocessing, in ale-py's C++ vector env, under
-    gymnasium's RecordEpisodeStatistics, which sees the raw rewards of full games (no life-loss ends)."""
+class FireOnReset(gym.Wrapper):
+    """Press FIRE after every reset in games that wait for it (Breakout serves no ball until FIRE)."""
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        if self.env.unwrapped.get_action_meanings()[1] == "FIRE":
+            obs, _, terminated, truncated, info = self.env.step(1)
+            if terminated or truncated:
+                obs, info = self.env.reset(**kwargs)
+        return obs, info
+
+
+def make_env(env_id: str, idx: int, capture_video: bool, run_dir: str):
+    """One game under gymnasium's Atari wrappers (for --vector-env sync / async)."""
+
+    def thunk():
+        # frameskip=1: AtariPreprocessing repeats the actions (ALE/...-v5 ids skip 4 frames by default).
+        kwargs = dict(frameskip=1, disable_env_checker=True)
+        if capture_video and idx == 0:  # the full-rate game, before preprocessing
+            env = gym.wrappers.RecordVideo(gym.make(env_id, render_mode="rgb_array", **kwargs),
+                                           os.path.join(run_dir, "videos"))
+        else:
+            env = gym.make(env_id, **kwargs)
+        env = gym.wrappers.AtariPreprocessing(env, noop_max=30, frame_skip=4, screen_size=84, grayscale_obs=True,
+                                              terminal_on_life_loss=False)  # life loss is done by the learner
+        # zero padding at reset, as ale-py's vector env does
+        return gym.wrappers.FrameStackObservation(FireOnReset(env), 4, padding_type="zero")
+
+    return thunk
+
+
+def make_envs(env_id: str, num_envs: int, vector_env: str = "ale", capture_video: bool = False,
+              run_dir: str = ".") -> gym.vector.VectorEnv:
+    """`num_envs` games of `env_id` with the standard preprocessing (see the module docstring), under
+    gymnasium's RecordEpisodeStatistics, which sees the raw rewards of full games (no life-loss ends).
+    SAME_STEP autoreset: the observation returned with done already starts the next game and the true final
+    one is in infos["final_obs"], so no transition invented by the autoreset reaches the loss."""
+    same_step = gym.vector.AutoresetMode.SAME_STEP
+    if vector_env in ("sync", "async"):
+        thunks = [make_env(env_id, i, capture_video, run_dir) for i in range(num_envs)]
+        vector_cls = gym.vector.AsyncVectorEnv if vector_env == "async" else gym.vector.SyncVectorEnv
+        return gym.wrappers.vector.RecordEpisodeStatistics(vector_cls(thunks, autoreset_mode=same_step))
     from ale_py.vector_env import AtariVectorEnv
 
     spec = gym.spec(env_id)
@@ -161,10 +216,8 @@ def make_envs(env_id: str, num_envs: int, async_envs: bool = False) -> gym.vecto
         repeat_action_probability=spec.kwargs.get("repeat_action_probability", 0.25),
         full_action_space=spec.kwargs.get("full_action_space", False),
         max_num_frames_per_episode=spec.kwargs.get("max_num_frames_per_episode", 108_000),
-        num_threads=min(num_envs, os.cpu_count() or 1) if async_envs else 1,
-        # SAME_STEP: the observation returned with done already starts the next game, the true final one is in
-        # infos["final_obs"]; no transition invented by the autoreset reaches the loss.
-        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+        num_threads=min(num_envs, os.cpu_count() or 1) if vector_env == "ale-threads" else 1,
+        autoreset_mode=same_step,
         noop_max=30, frameskip=4, maxpool=True, img_height=84, img_width=84, grayscale=True, stack_num=4,
         use_fire_reset=True, episodic_life=False, reward_clipping=False,  # both done by the learner, see main
     )
@@ -322,10 +375,11 @@ def load_checkpoint(path: str, env_id: str, device: torch.device) -> Agent:
     return agent
 
 
-def evaluate(agent: Agent, env_id: str, episodes: int, seed: int, device: torch.device) -> list[float]:
+def evaluate(agent: Agent, env_id: str, episodes: int, seed: int, device: torch.device,
+             vector_env: str = "ale") -> list[float]:
     """Raw full-game scores of the argmax policy, one game per environment of a vector env. (An argmax
     policy that never presses FIRE after a lost life runs until the 108k-frame limit.)"""
-    envs = make_envs(env_id, episodes)
+    envs = make_envs(env_id, episodes, vector_env)
     obs, _ = envs.reset(seed=seed)
     returns = np.full(episodes, np.nan)
     while np.isnan(returns).any():
@@ -364,7 +418,7 @@ def main(args: Args) -> dict:
     if loaded is not None:
         eval_returns = []
         if rank == 0 and args.eval_episodes:
-            eval_returns = evaluate(loaded, args.env_id, args.eval_episodes, eval_seed, device)
+            eval_returns = evaluate(loaded, args.env_id, args.eval_episodes, eval_seed, device, args.vector_env)
             for r in eval_returns:
                 logger.log(0, {"eval/episodic_return": r})
             print(f"evaluated {args.load_model}: mean score {np.mean(eval_returns):.2f} over {len(eval_returns)} games")
@@ -374,7 +428,7 @@ def main(args: Args) -> dict:
             dist.destroy_process_group()
         return {"run_dir": run_dir, "episodic_returns": [], "eval_returns": eval_returns, "agent": loaded}
 
-    envs = make_envs(args.env_id, args.num_envs, args.async_envs)
+    envs = make_envs(args.env_id, args.num_envs, args.vector_env, args.capture_video and rank == 0, run_dir)
     n_actions = int(envs.single_action_space.n)
     agent = Agent(n_actions).to(device)
     params = list(agent.parameters())
@@ -478,7 +532,7 @@ def main(args: Args) -> dict:
         if logger is not None and (interrupted or not args.eval_episodes):
             logger.close()
     if rank == 0 and not interrupted and args.eval_episodes:
-        eval_returns = evaluate(agent, args.env_id, args.eval_episodes, eval_seed, device)
+        eval_returns = evaluate(agent, args.env_id, args.eval_episodes, eval_seed, device, args.vector_env)
         for r in eval_returns:
             logger.log(global_step, {"eval/episodic_return": r})
         print(f"evaluation: mean score {np.mean(eval_returns):.2f} over {len(eval_returns)} deterministic games")

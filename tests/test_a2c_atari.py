@@ -75,10 +75,11 @@ def record_envs(monkeypatch, interrupt_after=None) -> list:
 
 
 # ---- preprocessing
+@pytest.mark.parametrize("vector_env", ["ale", "sync"])
 @pytest.mark.parametrize("env_id", ["BreakoutNoFrameskip-v4", "ALE/Pong-v5"])
-def test_preprocessing_gives_four_stacked_84x84_uint8_frames(env_id):
+def test_preprocessing_gives_four_stacked_84x84_uint8_frames(env_id, vector_env):
     a2c_atari.check_args(a2c_atari.Args(env_id=env_id))  # registers the ALE ids
-    envs = a2c_atari.make_envs(env_id, 2)
+    envs = a2c_atari.make_envs(env_id, 2, vector_env)
     assert envs.single_observation_space.shape == (4, 84, 84) and envs.single_observation_space.dtype == np.uint8
     obs, _ = envs.reset(seed=0)
     frames = [obs]
@@ -92,6 +93,34 @@ def test_preprocessing_gives_four_stacked_84x84_uint8_frames(env_id):
         np.testing.assert_array_equal(after[:, :3], before[:, 1:])  # the stack shifts by one frame, newest last
 
 
+def test_both_preprocessings_make_the_same_frames_from_the_same_game():
+    """ale-py's C++ preprocessing and gymnasium's wrappers, with no-op starts and FIRE switched off so that
+    both play the same game from the same seed: every stacked frame must be identical, bit for bit."""
+    from ale_py.vector_env import AtariVectorEnv
+
+    a2c_atari.check_args(a2c_atari.Args())
+    ale = AtariVectorEnv("breakout", 1, repeat_action_probability=0.0, noop_max=0, frameskip=4, maxpool=True,
+                         img_height=84, img_width=84, grayscale=True, stack_num=4, use_fire_reset=False)
+    wrapped = gym.wrappers.FrameStackObservation(gym.wrappers.AtariPreprocessing(
+        gym.make("BreakoutNoFrameskip-v4"), noop_max=0, frame_skip=4, screen_size=84, terminal_on_life_loss=False),
+        4, padding_type="zero")
+    a, _ = ale.reset(seed=5)
+    b, _ = wrapped.reset(seed=5)
+    rewards, over, t, rng = [], False, 0, np.random.default_rng(0)
+    while not over:  # one whole game of random play
+        np.testing.assert_array_equal(a[0], b, err_msg=f"step {t}")
+        action = int(rng.integers(4))
+        a, ra, term_a, trunc_a, _ = ale.step(np.array([action]))
+        b, rb, term_b, trunc_b, _ = wrapped.step(action)
+        assert (ra[0], term_a[0], trunc_a[0]) == (rb, term_b, trunc_b)
+        rewards.append(rb)
+        over, t = term_b or trunc_b, t + 1
+    np.testing.assert_array_equal(a[0], b)  # the final frames too
+    ale.close()
+    wrapped.close()
+    assert t > 100 and sum(rewards) > 0  # a game that went on and scored, not blank frames
+
+
 # ---- what the learner sees and what is logged
 def test_learning_signal_clips_rewards_and_ends_on_a_lost_life():
     reward = np.array([7.0, -3.0, 0.0, 0.5, 1.0])
@@ -103,12 +132,13 @@ def test_learning_signal_clips_rewards_and_ends_on_a_lost_life():
     np.testing.assert_array_equal(done, [False, True, True, True, False])
 
 
-def test_learner_sees_clipped_rewards_and_life_loss_ends_while_raw_full_game_scores_are_logged(monkeypatch):
+@pytest.mark.parametrize("vector_env", ["ale", "sync"])
+def test_learner_sees_clipped_rewards_and_life_loss_ends_while_raw_full_game_scores_are_logged(monkeypatch, vector_env):
     """Berzerk pays 50 points per robot, has 3 lives and short random games. Spying on compute_gae: the
     rollout's rewards must be the signs of the raw rewards and its dones must include every lost life, while
     the logged returns are the raw sums over whole games, which go on across lost lives."""
     made, seen = record_envs(monkeypatch), spy_on_gae(monkeypatch)
-    out = run(env_id="BerzerkNoFrameskip-v4", total_timesteps=800)
+    out = run(env_id="BerzerkNoFrameskip-v4", total_timesteps=800, vector_env=vector_env)
     rec = made[0]
     raw = np.stack(rec.rewards)
     game_over = np.stack(rec.terminated) | np.stack(rec.truncated)
@@ -208,12 +238,20 @@ def test_smoke_training_logs_finite_scalars():
     assert lr == sorted(lr, reverse=True) and lr[-1] < 7e-4 / 10  # linear decay towards 0
 
 
-def test_seeded_runs_are_reproducible_and_threaded_envs_give_the_same_results():
+@pytest.mark.parametrize("one_by_one,parallel", [("ale", "ale-threads"), ("sync", "async")])
+def test_seeded_runs_are_reproducible_and_parallel_envs_give_the_same_results(one_by_one, parallel):
+    """Threads (ale-py) and subprocesses (AsyncVectorEnv) change the speed only: same frames, rewards and
+    actions, hence bit-identical weights; another seed gives other weights."""
     budget = dict(num_envs=2, total_timesteps=100, log_interval=1)
-    first, second = run(seed=3, **budget), run(seed=3, async_envs=True, **budget)
-    other = run(seed=4, **budget)
-    assert_same_weights(weights(first["agent"]), weights(second["agent"]))  # same frames, rewards, actions
+    first, second = run(seed=3, vector_env=one_by_one, **budget), run(seed=3, vector_env=parallel, **budget)
+    other = run(seed=4, vector_env=one_by_one, **budget)
+    assert_same_weights(weights(first["agent"]), weights(second["agent"]))
     assert any(not torch.equal(a, b) for a, b in zip(first["agent"].parameters(), other["agent"].parameters()))
+
+
+def test_capture_video_writes_mp4_with_gymnasium_envs():
+    out = run(vector_env="sync", capture_video=True, num_envs=2, total_timesteps=100)
+    assert list((Path(out["run_dir"]) / "videos").glob("*.mp4"))
 
 
 def test_two_torchrun_processes_end_with_identical_weights(tmp_path):
@@ -275,7 +313,7 @@ def test_checkpoint_from_another_script_or_game_is_refused(tmp_path):
     (dict(env_id="NoSuchGame-v0"), r"unknown environment id 'NoSuchGame-v0'"),
     (dict(total_timesteps=10), r"smaller than one batch"),
     (dict(learning_rate=0.0), r"--learning-rate must be positive"),
-    (dict(capture_video=True), r"--capture-video is not supported"),
+    (dict(capture_video=True), r"--capture-video needs --vector-env sync or async"),
     (dict(load_model="missing/model.pt"), r"does not exist"),
 ])
 def test_bad_arguments_fail_with_a_clear_message(overrides, message):
@@ -288,6 +326,14 @@ def test_missing_ale_py_names_the_pip_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "ale_py", None)  # what `import ale_py` sees when it is not installed
     with pytest.raises(ValueError, match=r'needs ale-py.*pip install "gymnasium\[atari\]"'):
         run()
+
+
+def test_missing_opencv_names_the_pip_command_for_the_gymnasium_wrappers(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cv2", None)
+    with pytest.raises(ValueError, match=r"--vector-env async uses gymnasium's AtariPreprocessing, which needs opencv.*"
+                                         r"pip install opencv-python-headless"):
+        run(vector_env="async")
+    assert not Path("runs").exists()
 
 
 # ---- Ctrl-C
