@@ -151,3 +151,47 @@ def test_a2c_gaussian_sampling_and_actor():
     samples = a2c.sample_action(np.repeat(mean[:1], 50_000, 0), logstd, np.random.default_rng(0))
     np.testing.assert_allclose(samples.mean(0), mean[0], atol=0.03)
     np.testing.assert_allclose(samples.std(0), np.exp([-1.0, 0.5]), rtol=0.02)
+
+
+# ---- a2c.py's single parameter buffer
+@pytest.mark.parametrize("optimizer", ["rmsprop", "adam"])
+def test_a2c_flat_parameter_buffer_trains_exactly_like_separate_parameters(optimizer):
+    """flatten_parameters puts the weights and the gradients of both MLPs (and the log-std) into one buffer
+    each. Three clipped optimizer steps on that buffer must leave the same weights as the same steps on the
+    separate parameters of an untouched copy; the modules' gradients must be views of the gradient buffer,
+    filled by backward(); and the numpy views used for acting must follow the steps."""
+    def make_optimizer(params):
+        if optimizer == "rmsprop":
+            return torch.optim.RMSprop(params, lr=1e-2, alpha=0.99, eps=1e-5)
+        return torch.optim.Adam(params, lr=1e-2, eps=1e-5)
+
+    torch.manual_seed(0)
+    flat_agent, reference = a2c.Agent(3, 2, continuous=True), a2c.Agent(3, 2, continuous=True)
+    reference.load_state_dict(flat_agent.state_dict())
+    flat = a2c.flatten_parameters(flat_agent)
+    assert flat.numel() == sum(p.numel() for p in reference.parameters())
+    actor_np, _, _ = flat_agent.numpy_layers()
+    opt_flat, opt_ref = make_optimizer([flat]), make_optimizer(list(reference.parameters()))
+    x, action = torch.randn(16, 3), torch.randn(16, 2)
+    initial = {k: v.clone() for k, v in flat_agent.state_dict().items()}
+
+    def loss(agent):
+        logprob, entropy, value = agent.evaluate_actions(x, action)
+        return -(logprob * value.detach()).mean() + value.square().mean() - 0.01 * entropy.mean()
+
+    for _ in range(3):
+        flat.grad.zero_()
+        loss(flat_agent).backward()
+        torch.testing.assert_close(flat.grad, torch.cat([p.grad.reshape(-1) for p in flat_agent.parameters()]))
+        assert flat.grad.abs().sum() > 0
+        opt_ref.zero_grad()
+        loss(reference).backward()
+        torch.testing.assert_close(flat.grad, torch.cat([p.grad.reshape(-1) for p in reference.parameters()]))
+        torch.nn.utils.clip_grad_norm_([flat], 0.5)
+        torch.nn.utils.clip_grad_norm_(list(reference.parameters()), 0.5)
+        opt_flat.step()
+        opt_ref.step()
+    for (name, a), b in zip(flat_agent.state_dict().items(), reference.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=name)
+    assert all(not torch.equal(v, initial[k]) for k, v in flat_agent.state_dict().items())  # every tensor trained
+    np.testing.assert_allclose(a2c.mlp_numpy(actor_np, x.numpy()), flat_agent.actor(x).detach().numpy(), rtol=1e-5, atol=1e-6)
