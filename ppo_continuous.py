@@ -219,6 +219,25 @@ class Agent(nn.Module):
         return layers(self.actor_mean), layers(self.critic), self.actor_logstd.detach().cpu().numpy()[0]
 
 
+def flatten_parameters(module: nn.Module) -> nn.Parameter:
+    """Move every parameter of `module`, and its gradient, into one contiguous buffer; return the buffer as a
+    single Parameter whose .grad is the gradient buffer. The layers work as before — their weights and
+    gradients are now views into the two buffers, and backward() accumulates into them in place — but the
+    optimizer and the gradient clipping see one tensor: a handful of ops per minibatch instead of a loop over
+    the thirteen small tensors of the two MLPs and the log-std, which on a CPU costs more than their
+    arithmetic. Adam acts elementwise, so the step is the same as on the separate tensors."""
+    tensors = list(module.parameters())
+    flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in tensors]))
+    flat.grad = torch.zeros_like(flat)
+    offset = 0
+    for p in tensors:
+        n = p.numel()
+        p.data = flat.data[offset:offset + n].view_as(p)
+        p.grad = flat.grad[offset:offset + n].view_as(p)
+        offset += n
+    return flat
+
+
 # Acting uses numpy: for a 64-unit MLP on a handful of observations torch's per-call dispatch costs ~10x the
 # arithmetic (as measured for ppo.py). The update, where gradients are needed, is plain torch.
 def mlp_numpy(layers: list, x: np.ndarray) -> np.ndarray:
@@ -432,7 +451,7 @@ def main(args: Args) -> dict:
     act_dim = int(np.prod(envs.single_action_space.shape))
     low, high = envs.single_action_space.low.reshape(-1), envs.single_action_space.high.reshape(-1)
     agent = Agent(obs_dim, act_dim).to(device)
-    params = list(agent.parameters())
+    params = [flatten_parameters(agent)]  # one tensor for the optimizer and the clipping, see flatten_parameters
     optimizer = torch.optim.Adam(params, lr=args.learning_rate, eps=1e-5, fused=True)
     # One set of statistics for all envs; the discounted return G is tracked per env for the reward scale.
     obs_rms = RunningMeanStd((obs_dim,)) if args.norm_obs else None
@@ -522,7 +541,7 @@ def main(args: Args) -> dict:
                     entropy_mean = entropy.mean()
                     loss = pg_loss - args.ent_coef * entropy_mean + args.vf_coef * v_loss
 
-                    optimizer.zero_grad(set_to_none=True)
+                    params[0].grad.zero_()  # not set_to_none: the modules' gradients are views into this buffer
                     loss.backward()
                     grad_norm = nn.utils.clip_grad_norm_(params, args.max_grad_norm)
                     optimizer.step()

@@ -8,6 +8,7 @@ from torch.distributions import Categorical
 
 import a2c
 import ppo
+import ppo_continuous
 
 
 # ---- the clipped surrogate
@@ -153,9 +154,16 @@ def test_a2c_gaussian_sampling_and_actor():
     np.testing.assert_allclose(samples.std(0), np.exp([-1.0, 0.5]), rtol=0.02)
 
 
-# ---- a2c.py's single parameter buffer
-@pytest.mark.parametrize("optimizer", ["rmsprop", "adam"])
-def test_a2c_flat_parameter_buffer_trains_exactly_like_separate_parameters(optimizer):
+# ---- the single parameter buffer of a2c.py and ppo_continuous.py
+def flat_case(script: str):
+    """(agent factory, its log-prob / entropy / value function, its module) for the flat-buffer test."""
+    if script == "a2c":
+        return (lambda: a2c.Agent(3, 2, continuous=True)), (lambda agent, x, a: agent.evaluate_actions(x, a)), a2c
+    return (lambda: ppo_continuous.Agent(3, 2)), (lambda agent, x, a: agent.get_logprob_entropy_value(x, a)), ppo_continuous
+
+
+@pytest.mark.parametrize("script,optimizer", [("a2c", "rmsprop"), ("a2c", "adam"), ("ppo_continuous", "fused-adam")])
+def test_flat_parameter_buffer_trains_exactly_like_separate_parameters(script, optimizer):
     """flatten_parameters puts the weights and the gradients of both MLPs (and the log-std) into one buffer
     each. Three clipped optimizer steps on that buffer must leave the same weights as the same steps on the
     separate parameters of an untouched copy; the modules' gradients must be views of the gradient buffer,
@@ -163,20 +171,21 @@ def test_a2c_flat_parameter_buffer_trains_exactly_like_separate_parameters(optim
     def make_optimizer(params):
         if optimizer == "rmsprop":
             return torch.optim.RMSprop(params, lr=1e-2, alpha=0.99, eps=1e-5)
-        return torch.optim.Adam(params, lr=1e-2, eps=1e-5)
+        return torch.optim.Adam(params, lr=1e-2, eps=1e-5, fused=optimizer == "fused-adam")
 
+    make_agent, evaluate, module = flat_case(script)
     torch.manual_seed(0)
-    flat_agent, reference = a2c.Agent(3, 2, continuous=True), a2c.Agent(3, 2, continuous=True)
+    flat_agent, reference = make_agent(), make_agent()
     reference.load_state_dict(flat_agent.state_dict())
-    flat = a2c.flatten_parameters(flat_agent)
+    flat = module.flatten_parameters(flat_agent)
     assert flat.numel() == sum(p.numel() for p in reference.parameters())
-    actor_np, _, _ = flat_agent.numpy_layers()
+    actor_np = flat_agent.numpy_layers()[0]
     opt_flat, opt_ref = make_optimizer([flat]), make_optimizer(list(reference.parameters()))
     x, action = torch.randn(16, 3), torch.randn(16, 2)
     initial = {k: v.clone() for k, v in flat_agent.state_dict().items()}
 
     def loss(agent):
-        logprob, entropy, value = agent.evaluate_actions(x, action)
+        logprob, entropy, value = evaluate(agent, x, action)
         return -(logprob * value.detach()).mean() + value.square().mean() - 0.01 * entropy.mean()
 
     for _ in range(3):
@@ -194,4 +203,5 @@ def test_a2c_flat_parameter_buffer_trains_exactly_like_separate_parameters(optim
     for (name, a), b in zip(flat_agent.state_dict().items(), reference.state_dict().values()):
         torch.testing.assert_close(a, b, msg=name)
     assert all(not torch.equal(v, initial[k]) for k, v in flat_agent.state_dict().items())  # every tensor trained
-    np.testing.assert_allclose(a2c.mlp_numpy(actor_np, x.numpy()), flat_agent.actor(x).detach().numpy(), rtol=1e-5, atol=1e-6)
+    actor = flat_agent.actor if script == "a2c" else flat_agent.actor_mean
+    np.testing.assert_allclose(module.mlp_numpy(actor_np, x.numpy()), actor(x).detach().numpy(), rtol=1e-5, atol=1e-6)
