@@ -220,8 +220,8 @@ def flatten_parameters(module: nn.Module) -> nn.Parameter:
     single Parameter whose .grad is the gradient buffer. The layers work as before — their weights and
     gradients are now views into the two buffers, and backward() accumulates into them in place — but the
     optimizer and the gradient clipping see one tensor: a handful of ops per update instead of a loop over
-    the twelve small tensors of the two MLPs, which on a CPU costs more than their arithmetic. RMSprop and
-    Adam act elementwise, so the step is the same as on the separate tensors."""
+    the twelve small tensors of the two MLPs (thirteen with the log-std), which on a CPU costs more than
+    their arithmetic. RMSprop and Adam act elementwise, so the step is the same as on the separate tensors."""
     tensors = list(module.parameters())
     flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in tensors]))
     flat.grad = torch.zeros_like(flat)

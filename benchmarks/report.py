@@ -118,11 +118,11 @@ def plot_curves(title: str, metric: str, threshold, series: list[tuple[str, Job,
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, x_index, xlabel in ((axes[0], 0, "environment steps"), (axes[1], 1, "wall-clock seconds")):
-        for label, job, runs in series:
+        for name, job, runs in series:
             grid, ys = mean_curve(runs, metric, job.window, x_index)
             if grid is None:
                 continue
-            line, = ax.plot(grid, ys.mean(0), label=f"{label} ({len(ys)} seeds)" if label else f"mean of {len(ys)} seeds")
+            line, = ax.plot(grid, ys.mean(0), label=f"{name} ({len(ys)} seeds)" if name else f"mean of {len(ys)} seeds")
             ax.fill_between(grid, ys.min(0), ys.max(0), alpha=0.15 if len(series) > 1 else 0.25, color=line.get_color(),
                             label=None if len(series) > 1 else "min-max")
         if threshold is not None:

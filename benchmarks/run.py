@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,8 +46,7 @@ def rl(script, env_id, steps, threshold=None, seeds=(1, 2, 3), window=100, *extr
 
 def ablation(script: str, variant: str, groups: tuple, *extra: str) -> Job:
     """One setting of an ablation on CartPole-v1: 500k steps, 3 seeds, threshold 475 (as in `classic`)."""
-    return Job(script, "CartPole-v1", ("--env-id", "CartPole-v1", "--total-timesteps", "500000", *extra), (1, 2, 3),
-               threshold=475, variant=variant, groups=groups)
+    return replace(rl(script, "CartPole-v1", 500_000, 475, (1, 2, 3), 100, *extra), variant=variant, groups=groups)
 
 
 A2C_GROUPS = ("a2c_gae_lambda", "a2c_num_steps", "a2c_ent_coef", "a2c_learning_rate", "a2c_vs_ppo")
