@@ -2,11 +2,13 @@
 
 Every `num_steps` steps of `num_envs` parallel environments, A2C takes one gradient step on the whole
 rollout: the policy follows the advantage-weighted log-likelihood gradient, the critic regresses onto the
-n-step / GAE returns, and an entropy bonus keeps the policy from collapsing early.
+n-step / GAE returns, and an entropy bonus keeps the policy from collapsing early. Each line below is the
+function on its right:
 
-    delta_t = r_t + gamma * V(s_{t+1}) * (1 - done_t) - V(s_t)
-    A_t     = delta_t + gamma * lambda * (1 - done_t) * A_{t+1},   R_t = A_t + V(s_t)
-    L       = -mean(A_t * log pi(a_t|s_t)) + vf_coef * 0.5 * mean((R_t - V(s_t))^2) - ent_coef * mean(H[pi(.|s_t)])
+    delta_t = r_t + gamma * V(s_{t+1}) * (1 - done_t) - V(s_t)                              compute_gae
+    A_t     = delta_t + gamma * lambda * (1 - done_t) * A_{t+1},   R_t = A_t + V(s_t)         compute_gae
+    L       = -mean(A_t log pi(a_t|s_t)) + vf_coef 0.5 mean((R_t - V(s_t))^2) - ent_coef mean(H[pi(.|s_t)])
+                                                                                               a2c_loss
 
 With --gae-lambda 1.0 the advantage is the paper's n-step return minus V (bootstrapped at the rollout's
 end); 0.0 gives one-step TD. Discrete action spaces use a categorical policy; Box action spaces a Gaussian
@@ -18,14 +20,17 @@ synchronous variant, as in OpenAI baselines); GAE from Schulman et al. 2016.
 Differences from the paper: synchronous workers instead of asynchronous ones; GAE(lambda) with default
 lambda 0.95 instead of pure n-step returns; a time-limit truncation is bootstrapped with
 gamma * V(true final observation) instead of ending the return; the MLP policy of the classic-control
-setup instead of the Atari CNN (see a2c_atari.py).
+setup instead of the Atari CNN (see a2c_atari.py). Box observations of any shape are flattened and Discrete
+ones one-hot encoded, as in Stable-Baselines3.
 
 Run:  python a2c.py --env-id CartPole-v1        python a2c.py --env-id Pendulum-v1
       (evaluate a saved model: --load-model runs/.../model.pt)
 """
 
 # ---------------------------------------------------------------- imports
-import csv
+import contextlib
+import functools
+import itertools
 import json
 import os
 import random
@@ -44,85 +49,65 @@ from torch.distributions import Categorical, Normal
 # ---------------------------------------------------------------- arguments
 @dataclass
 class Args:
-    exp_name: str = "a2c"
-    """the name of this experiment (part of the run directory's name)"""
-    seed: int = 1
-    """seed of random, numpy, torch and the environments"""
-    torch_deterministic: bool = True
-    """set torch.backends.cudnn.deterministic"""
-    cuda: bool = True
-    """use CUDA when it is available"""
-    track: bool = False
-    """mirror the logged scalars to Weights & Biases"""
-    wandb_project_name: str = "actor-critic"
-    """the wandb project name"""
-    wandb_entity: str | None = None
-    """the wandb entity (team or user)"""
-    capture_video: bool = False
-    """record videos of the first environment into the run directory's videos/"""
-    save_model: bool = False
-    """save weights and arguments to model.pt in the run directory"""
-    eval_episodes: int = 10
-    """deterministic evaluation episodes after training (argmax / mean action); 0 skips it"""
-    load_model: str | None = None
-    """path to a model.pt: evaluate it for --eval-episodes episodes instead of training"""
-    runs_dir: str = "runs"
-    """where run directories are created"""
-    torch_threads: int = 1
-    """CPU threads for torch (0 keeps torch's default); one is fastest for these small networks"""
-    log_interval: int = 25
-    """log the training scalars, averaged, every this many updates"""
+    exp_name: str = "a2c"  # the name of this experiment (part of the run directory's name)
+    seed: int = 1  # seed of random, numpy, torch and the environments
+    torch_deterministic: bool = True  # set torch.backends.cudnn.deterministic
+    cuda: bool = True  # use CUDA when it is available
+    track: bool = False  # mirror the logged scalars to Weights & Biases
+    wandb_project_name: str = "actor-critic"  # the wandb project name
+    wandb_entity: str | None = None  # the wandb entity (team or user)
+    capture_video: bool = False  # record videos of the first environment into the run directory's videos/
+    save_model: bool = False  # save weights and arguments to model.pt in the run directory
+    eval_episodes: int = 10  # deterministic evaluation episodes after training (argmax / mean action); 0 skips it
+    load_model: str | None = None  # path to a model.pt: evaluate it instead of training
+    runs_dir: str = "runs"  # where run directories are created
+    torch_threads: int = 1  # CPU threads for torch (0 keeps torch's default); one is fastest for these small networks
+    log_interval: int = 25  # log the training scalars, averaged, every this many updates
 
-    env_id: str = "CartPole-v1"
-    """the gymnasium id of the environment (Discrete or Box actions)"""
-    total_timesteps: int = 500_000
-    """total environment steps of the experiment"""
-    learning_rate: float = 7e-4
-    """the optimizer's learning rate"""
-    optimizer: Literal["rmsprop", "adam"] = "rmsprop"
-    """RMSprop as in the A2C paper, or Adam"""
-    rmsprop_alpha: float = 0.99
-    """RMSprop's smoothing constant"""
-    optimizer_eps: float = 1e-5
-    """epsilon of RMSprop / Adam"""
-    num_envs: int = 8
-    """number of parallel environments"""
-    num_steps: int = 5
-    """steps per environment in each rollout (the n of n-step returns)"""
-    anneal_lr: bool = False
-    """anneal the learning rate linearly to 0 over training"""
-    gamma: float = 0.99
-    """the discount factor"""
-    gae_lambda: float = 0.95
-    """the GAE lambda (1.0: n-step returns, 0.0: one-step TD)"""
-    norm_adv: bool = False
-    """normalize advantages over the rollout"""
-    ent_coef: float = 0.01
-    """coefficient of the entropy bonus"""
-    vf_coef: float = 0.5
-    """coefficient of the value loss"""
-    max_grad_norm: float = 0.5
-    """maximum global gradient norm"""
+    env_id: str = "CartPole-v1"  # the gymnasium id of the environment (Discrete or Box actions)
+    total_timesteps: int = 500_000  # total environment steps of the experiment
+    learning_rate: float = 7e-4  # the optimizer's learning rate
+    optimizer: Literal["rmsprop", "adam"] = "rmsprop"  # RMSprop as in the A2C paper, or Adam
+    rmsprop_alpha: float = 0.99  # RMSprop's smoothing constant
+    optimizer_eps: float = 1e-5  # epsilon of RMSprop / Adam
+    num_envs: int = 8  # number of parallel environments
+    num_steps: int = 5  # steps per environment in each rollout (the n of n-step returns)
+    anneal_lr: bool = False  # anneal the learning rate linearly to 0 over training
+    gamma: float = 0.99  # the discount factor
+    gae_lambda: float = 0.95  # the GAE lambda (1.0: n-step returns, 0.0: one-step TD)
+    norm_adv: bool = False  # normalize advantages over the rollout
+    ent_coef: float = 0.01  # coefficient of the entropy bonus
+    vf_coef: float = 0.5  # coefficient of the value loss
+    max_grad_norm: float = 0.5  # maximum global gradient norm
 
 
 def check_args(args: Args) -> None:
-    """Reject bad arguments with one clear sentence, before any environment is built."""
-    batch = args.num_envs * args.num_steps
-    if args.num_envs < 1 or args.num_steps < 1:
-        raise ValueError(f"--num-envs and --num-steps must be at least 1 (got {args.num_envs}, {args.num_steps}).")
-    if args.load_model is None and args.total_timesteps < batch:
-        raise ValueError(
-            f"--total-timesteps {args.total_timesteps} is smaller than one batch (num_envs * num_steps = {batch}); "
-            "raise --total-timesteps or shrink the rollout."
-        )
-    if not args.learning_rate > 0:
-        raise ValueError(f"--learning-rate must be positive (got {args.learning_rate}).")
-    if args.eval_episodes < 0 or args.log_interval < 1:
-        raise ValueError(f"--eval-episodes must be >= 0 and --log-interval >= 1 (got {args.eval_episodes}, {args.log_interval}).")
+    """Refuse bad arguments, or spaces this script cannot handle, with one clear sentence before anything is built."""
     try:
-        gym.spec(args.env_id)
+        env = gym.make(args.env_id, disable_env_checker=True)
     except gym.error.Error as e:
-        raise ValueError(f"unknown environment id {args.env_id!r} ({e}); check the spelling and version.") from None
+        raise ValueError(f"cannot make environment {args.env_id!r} ({e}); check the spelling and version.") from None
+    obs, act = env.observation_space, env.action_space
+    env.close()
+    batch = args.num_envs * args.num_steps
+    for bad, problem in [
+        (args.num_envs < 1 or args.num_steps < 1, "--num-envs and --num-steps must be at least 1."),
+        (args.load_model is None and args.total_timesteps < batch, f"--total-timesteps {args.total_timesteps} is smaller "
+         f"than one rollout (num_envs * num_steps = {batch}); raise it or shrink the rollout."),
+        (not args.learning_rate > 0, f"--learning-rate must be positive (got {args.learning_rate})."),
+        (args.eval_episodes < 0, f"--eval-episodes must be 0 or more (got {args.eval_episodes})."),
+        (args.log_interval < 1, f"--log-interval must be at least 1 (got {args.log_interval})."),
+        (not isinstance(act, (gym.spaces.Discrete, gym.spaces.Box)),
+         f"a2c.py handles Discrete and Box action spaces, but {args.env_id} has {act}."),
+        (isinstance(act, gym.spaces.Box) and (len(act.shape) != 1 or not np.isfinite([act.low, act.high]).all()),
+         f"a2c.py needs a bounded one-dimensional Box action space, but {args.env_id} has {act}."),
+        (isinstance(obs, gym.spaces.Box) and obs.dtype == np.uint8 and len(obs.shape) >= 2,
+         f"{args.env_id} has image observations {obs}; a2c_atari.py trains a CNN on frames."),
+        (not isinstance(obs, (gym.spaces.Box, gym.spaces.Discrete)), f"a2c.py takes Box or Discrete observations, not "
+         f"{obs}; flatten them with a wrapper (gym.wrappers.FlattenObservation)."),
+    ]:
+        if bad:
+            raise ValueError(problem)
 
 
 # ---------------------------------------------------------------- environments
@@ -134,31 +119,18 @@ def make_env(env_id: str, idx: int, capture_video: bool, run_dir: str):
             env = gym.wrappers.RecordVideo(env, os.path.join(run_dir, "videos"))
         else:
             env = gym.make(env_id, disable_env_checker=True)
+        if not (isinstance(env.observation_space, gym.spaces.Box) and len(env.observation_space.shape) == 1):
+            env = gym.wrappers.FlattenObservation(env)  # a Box of any shape to a vector, Discrete to one-hot
         return gym.wrappers.RecordEpisodeStatistics(env)
 
     return thunk
 
 
 def make_envs(env_id: str, num_envs: int, capture_video: bool = False, run_dir: str = ".") -> gym.vector.VectorEnv:
-    # SAME_STEP autoreset: the observation returned with done=True already belongs to the next episode,
-    # and the true final observation is in infos["final_obs"], so no invented transition is ever stored.
-    envs = gym.vector.SyncVectorEnv(
-        [make_env(env_id, i, capture_video, run_dir) for i in range(num_envs)],
-        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
-    )
-    space = envs.single_action_space
-    problem = None
-    if not isinstance(space, (gym.spaces.Discrete, gym.spaces.Box)):
-        problem = f"a2c.py handles Discrete and Box action spaces, but {env_id} has {space}."
-    elif isinstance(space, gym.spaces.Box) and (len(space.shape) != 1 or not np.all(np.isfinite(space.low))
-                                                  or not np.all(np.isfinite(space.high))):
-        problem = f"a2c.py needs a bounded one-dimensional Box action space, but {env_id} has {space}."
-    elif not isinstance(envs.single_observation_space, gym.spaces.Box):
-        problem = f"a2c.py needs a Box observation space, but {env_id} has {envs.single_observation_space}."
-    if problem:
-        envs.close()
-        raise ValueError(problem)
-    return envs
+    # SAME_STEP autoreset: the observation returned with done=True already belongs to the next episode and the
+    # true final observation is in infos["final_obs"], so no transition the autoreset invents is ever stored.
+    return gym.vector.SyncVectorEnv([make_env(env_id, i, capture_video, run_dir) for i in range(num_envs)],
+                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
 
 
 # ---------------------------------------------------------------- networks
@@ -169,11 +141,8 @@ def layer_init(layer: nn.Linear, std: float = np.sqrt(2), bias_const: float = 0.
 
 
 def mlp(in_dim: int, out_dim: int, out_std: float) -> nn.Sequential:
-    return nn.Sequential(
-        layer_init(nn.Linear(in_dim, 64)), nn.Tanh(),
-        layer_init(nn.Linear(64, 64)), nn.Tanh(),
-        layer_init(nn.Linear(64, out_dim), std=out_std),
-    )
+    return nn.Sequential(layer_init(nn.Linear(in_dim, 64)), nn.Tanh(), layer_init(nn.Linear(64, 64)), nn.Tanh(),
+                         layer_init(nn.Linear(64, out_dim), std=out_std))
 
 
 class Agent(nn.Module):
@@ -183,79 +152,30 @@ class Agent(nn.Module):
     def __init__(self, obs_dim: int, act_dim: int, continuous: bool):
         super().__init__()
         self.continuous = continuous
-        self.critic = mlp(obs_dim, 1, 1.0)
-        self.actor = mlp(obs_dim, act_dim, 0.01)
+        self.critic = mlp(obs_dim, 1, out_std=1.0)
+        self.actor = mlp(obs_dim, act_dim, out_std=0.01)
         self.actor_logstd = nn.Parameter(torch.zeros(act_dim)) if continuous else None
 
     def get_value(self, x: torch.Tensor) -> torch.Tensor:
         return self.critic(x).squeeze(-1)
 
-    def distribution(self, x: torch.Tensor):
-        if self.continuous:
-            return Normal(self.actor(x), self.actor_logstd.exp(), validate_args=False)
-        return Categorical(logits=self.actor(x), validate_args=False)
-
     def evaluate_actions(self, x: torch.Tensor, action: torch.Tensor):
-        """log pi(a|s), entropy and V(s), summed over action dimensions for the Gaussian."""
-        dist = self.distribution(x)
-        logprob, entropy = dist.log_prob(action), dist.entropy()
+        """log pi(a|s) of the given actions, the entropy of pi(.|s) (both summed over action dimensions for the
+        Gaussian), and V(s)."""
         if self.continuous:
-            logprob, entropy = logprob.sum(-1), entropy.sum(-1)
-        return logprob, entropy, self.get_value(x)
+            dist = Normal(self.actor(x), self.actor_logstd.exp(), validate_args=False)
+            return dist.log_prob(action).sum(-1), dist.entropy().sum(-1), self.get_value(x)
+        dist = Categorical(logits=self.actor(x), validate_args=False)
+        return dist.log_prob(action), dist.entropy(), self.get_value(x)
 
     def act_deterministic(self, x: torch.Tensor) -> torch.Tensor:
         out = self.actor(x)
         return out if self.continuous else out.argmax(-1)
 
-    def numpy_layers(self) -> tuple[list, list, np.ndarray | None]:
-        """(actor, critic) weights as lists of numpy (W, b) pairs — views of the parameters on CPU, a copy from a
-        GPU, fetched once per rollout — and the log-std (None for a categorical policy)."""
-        def layers(seq):
-            return [(m.weight.detach().cpu().numpy(), m.bias.detach().cpu().numpy()) for m in seq if isinstance(m, nn.Linear)]
-        return layers(self.actor), layers(self.critic), self.actor_logstd.detach().cpu().numpy() if self.continuous else None
-
-
-def flatten_parameters(module: nn.Module) -> nn.Parameter:
-    """Move every parameter of `module`, and its gradient, into one contiguous buffer; return the buffer as a
-    single Parameter whose .grad is the gradient buffer. The layers work as before — their weights and
-    gradients are now views into the two buffers, and backward() accumulates into them in place — but the
-    optimizer and the gradient clipping see one tensor: a handful of ops per update instead of a loop over
-    the twelve small tensors of the two MLPs (thirteen with the log-std), which on a CPU costs more than
-    their arithmetic. RMSprop and Adam act elementwise, so the step is the same as on the separate tensors."""
-    tensors = list(module.parameters())
-    flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in tensors]))
-    flat.grad = torch.zeros_like(flat)
-    offset = 0
-    for p in tensors:
-        n = p.numel()
-        p.data = flat.data[offset:offset + n].view_as(p)
-        p.grad = flat.grad[offset:offset + n].view_as(p)
-        offset += n
-    return flat
-
-
-# Acting uses numpy: for a 64-unit MLP on a handful of observations torch's per-call dispatch costs more
-# than the arithmetic (see benchmarks/ppo_speed.py). The update, where gradients are needed, is plain torch.
-def mlp_numpy(layers: list, x: np.ndarray) -> np.ndarray:
-    """The forward pass of `mlp` (Linear-Tanh-Linear-Tanh-Linear) in numpy."""
-    for i, (w, b) in enumerate(layers):
-        x = x @ w.T + b
-        if i < len(layers) - 1:
-            x = np.tanh(x)
-    return x
-
-
-def sample_action(actor_out: np.ndarray, logstd: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
-    """A sample of the policy: Gumbel-max for categorical logits, mean + std * noise for the Gaussian."""
-    if logstd is None:
-        return np.argmax(actor_out + rng.gumbel(size=actor_out.shape), axis=-1)
-    return (actor_out + np.exp(logstd) * rng.standard_normal(actor_out.shape)).astype(np.float32)
-
 
 # ---------------------------------------------------------------- the algorithm's math
 def compute_gae(rewards, values, dones, next_value, gamma: float, gae_lambda: float):
-    """GAE over a (num_steps, num_envs) rollout; dones[t] = 1 if the episode ended with transition t.
-    Truncated steps arrive already bootstrapped (reward += gamma * V(final_obs)) and marked done."""
+    """GAE over (num_steps, num_envs) tensors; a truncated step arrives bootstrapped (r += gamma V(final obs)), done."""
     not_done = 1.0 - dones
     next_values = torch.cat([values[1:], next_value[None]])
     deltas = rewards + gamma * next_values * not_done - values
@@ -277,53 +197,210 @@ def a2c_loss(logprob, entropy, values, advantages, returns, ent_coef: float, vf_
 
 def explained_variance(y_pred: torch.Tensor, y_true: torch.Tensor) -> torch.Tensor:
     """1 - Var[y - y_pred] / Var[y]: 1 is a perfect critic, 0 no better than a constant; NaN if Var[y] = 0."""
-    return 1 - (y_true - y_pred).var() / y_true.var()
+    var_y = y_true.var()
+    return torch.where(var_y > 0, 1 - (y_true - y_pred).var() / var_y, torch.nan)
 
 
-# ---------------------------------------------------------------- run bookkeeping
-class RunLogger:
-    """Writes metrics.csv (long format, flushed on every call) and mirrors the scalars to wandb with --track."""
+# ---------------------------------------------------------------- acting in numpy
+# For a 64-unit MLP on a handful of observations torch spends more time dispatching a call than computing it: acting
+# in numpy makes a whole CartPole run ~1.4x faster (benchmarks/speed.py, "torch acting"). The numpy actor is read off
+# Agent.actor at every rollout (a layer it cannot mirror is run by torch), and the log-probability of every action it
+# sampled is checked against the torch Agent's: an edited network acts as the one being trained, or the run stops.
+NUMPY_ACTIVATIONS = {nn.Tanh: np.tanh, nn.ReLU: lambda x: np.maximum(x, 0.0), nn.Identity: lambda x: x}
 
-    def __init__(self, run_dir: str, args: Args, run_name: str):
-        self.start = time.time()
-        self.file = open(os.path.join(run_dir, "metrics.csv"), "w", newline="")
-        self.writer = csv.writer(self.file)
-        self.writer.writerow(["global_step", "wall_time", "name", "value"])
+
+def numpy_forward(net: nn.Sequential):
+    """net as a numpy function, read off its layers (weights copied now), or through torch where it cannot be."""
+    ops = []
+    for layer in net:
+        if isinstance(layer, nn.Linear) and layer.bias is not None:
+            w, b = (p.detach().cpu().numpy().copy() for p in (layer.weight.T, layer.bias))
+            ops.append(lambda x, w=w, b=b: x @ w + b)
+        elif type(layer) in NUMPY_ACTIVATIONS:
+            ops.append(NUMPY_ACTIVATIONS[type(layer)])
+        else:  # a layer with no numpy twin yet: act through the torch module (slower, same numbers)
+            device = next(net.parameters()).device
+            return torch.inference_mode()(lambda x: net(torch.from_numpy(x).to(device)).cpu().numpy())
+    return lambda x: functools.reduce(lambda h, op: op(h), ops, x)
+
+
+def sample_action(actor_out: np.ndarray, logstd: np.ndarray | None, rng: np.random.Generator):
+    """A sample of the policy and its log-probability: Gumbel-max for categorical logits (exact), or
+    mean + exp(logstd) * noise for the Gaussian, whose log-density is summed over action dimensions."""
+    if logstd is None:
+        logp = actor_out - actor_out.max(-1, keepdims=True)
+        logp -= np.log(np.exp(logp).sum(-1, keepdims=True))
+        action = np.argmax(logp + rng.gumbel(size=logp.shape), axis=-1)
+        return action, logp[np.arange(len(action)), action]
+    noise = rng.standard_normal(actor_out.shape)
+    logprob = (-0.5 * noise**2 - logstd - 0.5 * np.log(2 * np.pi)).sum(-1)
+    return (actor_out + np.exp(logstd) * noise).astype(np.float32), logprob
+
+
+def check_acting(numpy_logprob: np.ndarray, torch_logprob: torch.Tensor, tolerance: float = 1e-3) -> None:
+    """Stop if the numpy actor that sampled a rollout and the torch Agent disagree on its actions."""
+    if not (gap := np.abs(numpy_logprob.reshape(-1) - torch_logprob.cpu().numpy()).max()) <= tolerance:
+        raise RuntimeError(f"the numpy actor and the torch Agent disagree on the rollout's log-probabilities by {gap:.3g}: "
+                           "sample_action mirrors the distributions of evaluate_actions; edit both alike.")
+
+
+# ---------------------------------------------------------------- training
+def main(args: Args) -> dict:
+    check_args(args)
+    torch.set_num_threads(args.torch_threads or torch.get_num_threads())
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)  # action sampling in the rollout
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+    loaded = load_checkpoint(args.load_model, args.env_id, device) if args.load_model is not None else None
+    run = Run(args)
+    if loaded is not None:
+        return run.finish(loaded, evaluate(loaded, args, device, run, global_step=0))
+
+    envs = make_envs(args.env_id, args.num_envs, args.capture_video, run.dir)
+    envs.action_space.seed(args.seed)
+    space = envs.single_action_space
+    continuous = isinstance(space, gym.spaces.Box)
+    obs_dim = int(np.prod(envs.single_observation_space.shape))
+    act_dim = int(space.shape[0]) if continuous else int(space.n)
+    agent = Agent(obs_dim, act_dim, continuous).to(device)
+    if args.optimizer == "rmsprop":
+        optimizer = torch.optim.RMSprop(agent.parameters(), lr=args.learning_rate, alpha=args.rmsprop_alpha,
+                                        eps=args.optimizer_eps)
+    else:
+        optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=args.optimizer_eps)
+
+    batch_size = args.num_envs * args.num_steps
+    num_iterations = args.total_timesteps // batch_size
+    # Rollout storage, preallocated in numpy; it crosses to torch once per rollout. The critic is not run
+    # during the rollout: V(obs) for the whole rollout comes from the update's single batched forward pass.
+    obs = np.zeros((args.num_steps, args.num_envs, obs_dim), dtype=np.float32)
+    actions = np.zeros((args.num_steps, args.num_envs) + ((act_dim,) if continuous else ()),
+                       dtype=np.float32 if continuous else np.int64)
+    logprobs, rewards, dones = (np.zeros((args.num_steps, args.num_envs), dtype=np.float32) for _ in range(3))
+
+    global_step, start_time, interrupted, stats = 0, time.time(), False, []
+    next_obs, _ = envs.reset(seed=args.seed)
+    try:
+        for iteration in range(1, num_iterations + 1):
+            if args.anneal_lr:
+                optimizer.param_groups[0]["lr"] = args.learning_rate * (1.0 - (iteration - 1.0) / num_iterations)
+
+            # ---- rollout
+            actor_np = numpy_forward(agent.actor)
+            logstd_np = agent.actor_logstd.detach().cpu().numpy() if continuous else None
+            for step in range(args.num_steps):
+                global_step += args.num_envs
+                obs[step] = next_obs
+                actions[step], logprobs[step] = sample_action(actor_np(obs[step]), logstd_np, rng)
+                env_action = np.clip(actions[step], space.low, space.high) if continuous else actions[step]
+                next_obs, reward, terminated, truncated, infos = envs.step(env_action)
+                rewards[step], dones[step] = reward, terminated | truncated
+                # A time limit is not a real end: bootstrap with the value of the true final observation.
+                if (cut := truncated & ~terminated).any():
+                    with torch.inference_mode():
+                        final_obs = torch.as_tensor(np.stack(infos["final_obs"][cut]), dtype=torch.float32, device=device)
+                        rewards[step, cut] += args.gamma * agent.get_value(final_obs).cpu().numpy()
+                run.log_episodes(global_step, infos)
+
+            # ---- update: one gradient step on the whole rollout
+            b_obs = torch.from_numpy(obs).to(device).reshape(batch_size, obs_dim)
+            b_actions = torch.from_numpy(actions).to(device).reshape((batch_size, act_dim) if continuous else (batch_size,))
+            logprob, entropy, b_values = agent.evaluate_actions(b_obs, b_actions)
+            with torch.no_grad():
+                check_acting(logprobs, logprob)
+                next_value = agent.get_value(torch.as_tensor(next_obs, dtype=torch.float32, device=device))
+                advantages, returns = compute_gae(torch.from_numpy(rewards).to(device), b_values.view(args.num_steps, -1),
+                                                  torch.from_numpy(dones).to(device), next_value, args.gamma, args.gae_lambda)
+                advantages, returns = advantages.reshape(-1), returns.reshape(-1)
+                pg_adv = (advantages - advantages.mean()) / (advantages.std() + 1e-8) if args.norm_adv else advantages
+            loss, (pg_loss, v_loss, entropy_mean) = a2c_loss(logprob, entropy, b_values, pg_adv, returns,
+                                                             args.ent_coef, args.vf_coef)
+            optimizer.zero_grad()
+            loss.backward()
+            grad_norm = nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
+            optimizer.step()
+            with torch.no_grad():
+                stats.append(torch.stack([pg_loss, v_loss, entropy_mean, grad_norm, advantages.mean(), advantages.std(),
+                                          explained_variance(b_values, returns)]))
+
+            # ---- logging (means over the last log_interval updates)
+            if iteration % args.log_interval == 0 or iteration == num_iterations:
+                pg, vl, ent, gn, adv_mean, adv_std, ev = torch.stack(stats).mean(0).tolist()
+                stats.clear()
+                run.log(global_step, {
+                    "charts/learning_rate": optimizer.param_groups[0]["lr"],
+                    "charts/SPS": global_step / (time.time() - start_time),
+                    "losses/policy_loss": pg, "losses/value_loss": vl, "losses/entropy": ent, "losses/grad_norm": gn,
+                    "losses/explained_variance": ev, "charts/advantage_mean": adv_mean, "charts/advantage_std": adv_std}
+                    | ({"charts/action_std": agent.actor_logstd.detach().exp().mean()} if continuous else {}))
+    except KeyboardInterrupt:
+        interrupted = True
+        print(f"interrupted at step {global_step:,}", flush=True)
+    finally:
+        envs.close()
+        if args.save_model:
+            save_checkpoint(os.path.join(run.dir, "model.pt"), agent, args, obs_dim, act_dim)
+    return run.finish(agent, [] if interrupted else evaluate(agent, args, device, run, global_step))
+
+
+# ---------------------------------------------------------------- run plumbing: logging, checkpoints, evaluation
+class Run:
+    """The run directory runs/{env_id}__{exp_name}__{seed}__{unix_time}/: args.json, and metrics.csv in long format,
+    flushed on every call so that a stopped run keeps all it logged; the same scalars go to wandb with --track."""
+
+    def __init__(self, args: Args):
+        base = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}".replace("/", "_")
+        os.makedirs(args.runs_dir, exist_ok=True)
+        for n in itertools.count(1):  # os.mkdir is atomic: two runs started in the same second never share one
+            self.dir = os.path.join(args.runs_dir, base if n == 1 else f"{base}_{n}")
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(self.dir)
+                break
+        with open(os.path.join(self.dir, "args.json"), "w") as f:
+            json.dump(asdict(args), f, indent=2)
+        self.file = open(os.path.join(self.dir, "metrics.csv"), "w")
+        self.file.write("global_step,wall_time,name,value\n")
         self.wandb = None
         if args.track:
             import wandb
-
-            self.wandb = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity,
-                                    config=vars(args), name=run_name, dir=run_dir, save_code=True)
+            self.wandb = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args),
+                                    name=os.path.basename(self.dir), dir=self.dir)
+        self.total, self.episodic_returns, self.start, self.last_print = args.total_timesteps, [], time.time(), 0.0
+        print(f"run directory: {self.dir}", flush=True)
 
     def log(self, step: int, scalars: dict) -> None:
-        wall = f"{time.time() - self.start:.3f}"
-        self.writer.writerows([step, wall, name, float(value)] for name, value in scalars.items())
+        """One row per scalar; when charts/SPS is among them, a progress line every two seconds."""
+        scalars, wall = {name: float(value) for name, value in scalars.items()}, time.time() - self.start
+        self.file.writelines(f"{step},{wall:.3f},{name},{value}\n" for name, value in scalars.items())
         self.file.flush()
         if self.wandb is not None:
             self.wandb.log(scalars, step=step)
+        if "charts/SPS" in scalars and time.time() - self.last_print > 2.0:
+            self.last_print, sps = time.time(), max(scalars["charts/SPS"], 1.0)
+            print(f"step {step:>9,}/{self.total:,} | {sps:>6,.0f} SPS | return (last 20) {self.recent():8.2f} | "
+                  f"ETA {(self.total - step) / sps:5.0f}s", flush=True)
 
-    def close(self) -> None:
+    def log_episodes(self, step: int, infos: dict) -> None:  # the episodes that ended in this vector step
+        if "final_info" in infos and "_episode" in infos["final_info"]:
+            ep = infos["final_info"]["episode"]
+            for i in np.flatnonzero(infos["final_info"]["_episode"]):
+                self.episodic_returns.append((step, float(ep["r"][i])))
+                self.log(step, {"charts/episodic_return": ep["r"][i], "charts/episodic_length": ep["l"][i]})
+
+    def recent(self) -> float:
+        return np.mean([r for _, r in self.episodic_returns[-20:]]) if self.episodic_returns else float("nan")
+
+    def finish(self, agent, eval_returns: list, **extra) -> dict:
+        """Close the files and print a closing line; main's return value."""
         self.file.close()
         if self.wandb is not None:
             self.wandb.finish()
-
-
-def create_run_dir(args: Args) -> tuple[str, str]:
-    run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}".replace("/", "_")
-    os.makedirs(args.runs_dir, exist_ok=True)
-    base, n = run_name, 1
-    while True:
-        run_dir = os.path.join(args.runs_dir, run_name)
-        try:
-            os.mkdir(run_dir)  # atomic: two runs started in the same second never share a directory
-            break
-        except FileExistsError:
-            n += 1
-            run_name = f"{base}_{n}"
-    with open(os.path.join(run_dir, "args.json"), "w") as f:
-        json.dump(asdict(args), f, indent=2)
-    return run_name, run_dir
+        evaluation = f", evaluation {np.mean(eval_returns):.2f} ({len(eval_returns)} episodes)" if eval_returns else ""
+        print(f"done in {time.time() - self.start:.0f}s: return (last 20) {self.recent():.2f}{evaluation}; {self.dir}")
+        return dict(run_dir=self.dir, episodic_returns=self.episodic_returns, eval_returns=eval_returns, agent=agent, **extra)
 
 
 def save_checkpoint(path: str, agent: Agent, args: Args, obs_dim: int, act_dim: int) -> None:
@@ -346,158 +423,23 @@ def load_checkpoint(path: str, env_id: str, device: torch.device) -> Agent:
     return agent
 
 
-def evaluate(agent: Agent, env_id: str, episodes: int, seed: int, device: torch.device) -> list[float]:
-    """Deterministic returns (argmax action, or the Gaussian's mean clipped to the bounds) of `episodes`
-    episodes, one per environment of a vector env."""
-    envs = make_envs(env_id, episodes)
-    obs, _ = envs.reset(seed=seed)
-    returns = np.full(episodes, np.nan)
-    while np.isnan(returns).any():
+def evaluate(agent: Agent, args: Args, device: torch.device, run: Run, global_step: int) -> list[float]:
+    """Returns of --eval-episodes episodes (the first of each env of a vector env) with the argmax action or the
+    Gaussian's mean clipped to the bounds, on seeds training never used, logged as eval/episodic_return."""
+    if not args.eval_episodes:
+        return []
+    envs = make_envs(args.env_id, args.eval_episodes)
+    obs, _ = envs.reset(seed=args.seed + 100_000)
+    while not all(env.episode_count for env in envs.envs):  # each env's RecordEpisodeStatistics
         with torch.inference_mode():
             action = agent.act_deterministic(torch.as_tensor(obs, dtype=torch.float32, device=device)).cpu().numpy()
-        if agent.continuous:
-            action = np.clip(action, envs.single_action_space.low, envs.single_action_space.high)
-        obs, _, _, _, infos = envs.step(action)
-        if "final_info" in infos and "_episode" in infos["final_info"]:
-            first = infos["final_info"]["_episode"] & np.isnan(returns)
-            returns[first] = infos["final_info"]["episode"]["r"][first]
+        space = envs.single_action_space
+        obs = envs.step(np.clip(action, space.low, space.high) if agent.continuous else action)[0]
     envs.close()
-    return returns.tolist()
-
-
-# ---------------------------------------------------------------- training
-def main(args: Args) -> dict:
-    check_args(args)
-    if args.torch_threads > 0:
-        torch.set_num_threads(args.torch_threads)
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)  # action sampling in the rollout
-    torch.backends.cudnn.deterministic = args.torch_deterministic
-    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-    loaded = load_checkpoint(args.load_model, args.env_id, device) if args.load_model is not None else None
-    run_name, run_dir = create_run_dir(args)
-    logger = RunLogger(run_dir, args, run_name)
-    eval_seed = args.seed + 100_000  # evaluation episodes never replay training seeds
-
-    if loaded is not None:
-        agent = loaded
-        eval_returns = evaluate(agent, args.env_id, args.eval_episodes, eval_seed, device) if args.eval_episodes else []
-        for r in eval_returns:
-            logger.log(0, {"eval/episodic_return": r})
-        print(f"evaluated {args.load_model}: mean return {np.mean(eval_returns):.2f} over {len(eval_returns)} episodes")
-        logger.close()
-        return {"run_dir": run_dir, "episodic_returns": [], "eval_returns": eval_returns, "agent": agent}
-
-    envs = make_envs(args.env_id, args.num_envs, args.capture_video, run_dir)
-    envs.action_space.seed(args.seed)
-    space = envs.single_action_space
-    continuous = isinstance(space, gym.spaces.Box)
-    obs_dim = int(np.prod(envs.single_observation_space.shape))
-    act_dim = int(space.shape[0]) if continuous else int(space.n)
-    agent = Agent(obs_dim, act_dim, continuous).to(device)
-    params = [flatten_parameters(agent)]  # one tensor for the optimizer and the clipping, see flatten_parameters
-    if args.optimizer == "rmsprop":
-        optimizer = torch.optim.RMSprop(params, lr=args.learning_rate, alpha=args.rmsprop_alpha, eps=args.optimizer_eps)
-    else:
-        optimizer = torch.optim.Adam(params, lr=args.learning_rate, eps=args.optimizer_eps)
-
-    batch_size = args.num_envs * args.num_steps
-    num_iterations = args.total_timesteps // batch_size
-    # Rollout storage, preallocated in numpy; it crosses to torch once per rollout. The critic is not run
-    # during the rollout: V(obs) for the whole rollout comes from the update's single batched forward pass.
-    obs = np.zeros((args.num_steps, args.num_envs, obs_dim), dtype=np.float32)
-    actions = np.zeros((args.num_steps, args.num_envs) + ((act_dim,) if continuous else ()),
-                       dtype=np.float32 if continuous else np.int64)
-    rewards, dones = (np.zeros((args.num_steps, args.num_envs), dtype=np.float32) for _ in range(2))
-
-    global_step, episodic_returns, eval_returns, stats = 0, [], [], []
-    start_time = last_print = time.time()
-    next_obs_np, _ = envs.reset(seed=args.seed)
-    interrupted = False
-    try:
-        for iteration in range(1, num_iterations + 1):
-            if args.anneal_lr:
-                optimizer.param_groups[0]["lr"] = args.learning_rate * (1.0 - (iteration - 1.0) / num_iterations)
-
-            # ---- rollout
-            actor_np, critic_np, logstd_np = agent.numpy_layers()
-            for step in range(args.num_steps):
-                global_step += args.num_envs
-                obs[step] = next_obs_np.reshape(args.num_envs, -1)
-                actions[step] = sample_action(mlp_numpy(actor_np, obs[step]), logstd_np, rng)
-                env_action = np.clip(actions[step], space.low, space.high) if continuous else actions[step]
-                next_obs_np, reward, terminated, truncated, infos = envs.step(env_action)
-                rewards[step] = reward
-                dones[step] = terminated | truncated
-                # A time limit is not a real end: bootstrap with the value of the true final observation.
-                trunc_idx = np.flatnonzero(truncated & ~terminated)
-                if trunc_idx.size:
-                    final_obs = np.stack(infos["final_obs"][trunc_idx]).reshape(trunc_idx.size, -1).astype(np.float32)
-                    rewards[step, trunc_idx] += args.gamma * mlp_numpy(critic_np, final_obs)[:, 0]
-                if "final_info" in infos and "_episode" in infos["final_info"]:
-                    ep = infos["final_info"]["episode"]
-                    for i in np.flatnonzero(infos["final_info"]["_episode"]):
-                        episodic_returns.append((global_step, float(ep["r"][i])))
-                        logger.log(global_step, {"charts/episodic_return": ep["r"][i],
-                                                 "charts/episodic_length": ep["l"][i]})
-
-            # ---- update: one gradient step on the whole rollout
-            b_obs = torch.from_numpy(obs).to(device).reshape(batch_size, obs_dim)
-            b_actions = torch.from_numpy(actions).to(device).reshape((batch_size, act_dim) if continuous else (batch_size,))
-            logprob, entropy, b_values = agent.evaluate_actions(b_obs, b_actions)
-            with torch.no_grad():
-                next_value = agent.get_value(
-                    torch.as_tensor(next_obs_np, dtype=torch.float32, device=device).reshape(args.num_envs, -1))
-                advantages, returns = compute_gae(torch.from_numpy(rewards).to(device), b_values.detach().view(args.num_steps, -1),
-                                                  torch.from_numpy(dones).to(device), next_value, args.gamma, args.gae_lambda)
-                advantages, returns = advantages.reshape(-1), returns.reshape(-1)
-                pg_adv = (advantages - advantages.mean()) / (advantages.std() + 1e-8) if args.norm_adv else advantages
-            loss, (pg_loss, v_loss, entropy_mean) = a2c_loss(logprob, entropy, b_values, pg_adv, returns,
-                                                             args.ent_coef, args.vf_coef)
-            params[0].grad.zero_()  # not set_to_none: the modules' gradients are views into this buffer
-            loss.backward()
-            grad_norm = nn.utils.clip_grad_norm_(params, args.max_grad_norm)
-            optimizer.step()
-            with torch.no_grad():
-                stats.append(torch.stack([pg_loss, v_loss, entropy_mean, grad_norm, advantages.mean(), advantages.std(),
-                                          explained_variance(b_values, returns)]))
-
-            # ---- logging (means over the last log_interval updates)
-            if iteration % args.log_interval == 0 or iteration == num_iterations:
-                pg, vl, ent, gn, adv_mean, adv_std, ev = torch.stack(stats).mean(0).tolist()
-                stats.clear()
-                sps = int(global_step / (time.time() - start_time))
-                scalars = {"charts/learning_rate": optimizer.param_groups[0]["lr"], "charts/SPS": sps,
-                           "losses/policy_loss": pg, "losses/value_loss": vl, "losses/entropy": ent,
-                           "losses/grad_norm": gn, "losses/explained_variance": ev,
-                           "charts/advantage_mean": adv_mean, "charts/advantage_std": adv_std}
-                if continuous:
-                    scalars["charts/action_std"] = agent.actor_logstd.exp().mean().item()
-                logger.log(global_step, scalars)
-                if time.time() - last_print > 2.0 or iteration == num_iterations:
-                    last_print = time.time()
-                    recent = np.mean([r for _, r in episodic_returns[-20:]]) if episodic_returns else float("nan")
-                    eta = (args.total_timesteps - global_step) / max(sps, 1)
-                    print(f"step {global_step:>9,}/{args.total_timesteps:,} | {sps:>6,} SPS | "
-                          f"return (last 20) {recent:8.2f} | ETA {eta:5.0f}s", flush=True)
-    except KeyboardInterrupt:
-        interrupted = True
-        print(f"interrupted at step {global_step:,}: metrics so far are in {run_dir}", flush=True)
-    finally:
-        envs.close()
-        if args.save_model:
-            save_checkpoint(os.path.join(run_dir, "model.pt"), agent, args, obs_dim, act_dim)
-        if interrupted or not args.eval_episodes:
-            logger.close()
-    if not interrupted and args.eval_episodes:
-        eval_returns = evaluate(agent, args.env_id, args.eval_episodes, eval_seed, device)
-        for r in eval_returns:
-            logger.log(global_step, {"eval/episodic_return": r})
-        print(f"evaluation: mean return {np.mean(eval_returns):.2f} over {len(eval_returns)} deterministic episodes")
-        logger.close()
-    return {"run_dir": run_dir, "episodic_returns": episodic_returns, "eval_returns": eval_returns, "agent": agent}
+    returns = [float(env.return_queue[0]) for env in envs.envs]
+    for r in returns:
+        run.log(global_step, {"eval/episodic_return": r})
+    return returns
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""Behaviour of ppo.py and a2c.py: short in-process trainings, reproducibility, save / load, truncation
-bootstrapping, bad input, Ctrl-C, --help, and fixed-seed learning checks."""
+"""Behaviour of the on-policy MLP scripts ppo.py, a2c.py and ppo_continuous.py: short in-process trainings,
+observation spaces, reproducibility, save / load, truncation bootstrapping, bad input, Ctrl-C, --help, an edited
+copy of a script, and fixed-seed learning checks. (ppo_continuous.py's normalization: test_ppo_continuous.py.)"""
 import dataclasses
 import importlib
 import math
@@ -14,17 +15,21 @@ import torch
 
 from helpers import DEVICES, ConstantRewardEnv, assert_finite_scalars, read_args, read_metrics
 
-import a2c
+import a2c  # noqa: F401  (imported by name below)
 import ppo
+import ppo_continuous  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMON = ["charts/episodic_return", "charts/episodic_length", "charts/SPS", "charts/learning_rate",
           "losses/policy_loss", "losses/value_loss", "losses/entropy", "losses/explained_variance",
           "losses/grad_norm", "charts/advantage_mean", "charts/advantage_std", "eval/episodic_return"]
-SCALARS = {"ppo": COMMON + ["losses/approx_kl", "losses/clipfrac"], "a2c": COMMON}
+SCALARS = {"ppo": COMMON + ["losses/approx_kl", "losses/clipfrac"], "a2c": COMMON,
+           "ppo_continuous": COMMON + ["losses/approx_kl", "losses/clipfrac"]}
 # Small budgets that still finish episodes on every env (Acrobot's random episodes last 500 steps).
 TINY = {"ppo": dict(num_envs=4, num_steps=128, total_timesteps=2048),
-        "a2c": dict(num_envs=8, num_steps=5, total_timesteps=2000, log_interval=5)}
+        "a2c": dict(num_envs=8, num_steps=5, total_timesteps=2000, log_interval=5),
+        "ppo_continuous": dict(num_envs=2, num_steps=128, num_minibatches=4, update_epochs=2, total_timesteps=512)}
+SCRIPTS = list(TINY)
 
 
 def run(script: str, **overrides) -> dict:
@@ -33,17 +38,71 @@ def run(script: str, **overrides) -> dict:
 
 
 # ---- test environments
+class GridEnv(gym.Env):
+    """A Box(0, 1, (3, 3)) observation (random cells); reward 1 for the action that names the row holding the
+    largest cell (Discrete(3)), or -(a - that row / 2)^2 for a Box(0, 1, (1,)) action. Episodes of 10 steps."""
+
+    observation_space = gym.spaces.Box(0.0, 1.0, (3, 3), np.float32)
+
+    def __init__(self, continuous: bool = False):
+        self.action_space = gym.spaces.Box(0.0, 1.0, (1,), np.float32) if continuous else gym.spaces.Discrete(3)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t, self.obs = 0, self.np_random.random((3, 3), dtype=np.float32)
+        return self.obs, {}
+
+    def step(self, action):
+        row = int(np.argmax(self.obs) // 3)
+        reward = -(float(action[0]) - row / 2) ** 2 if isinstance(self.action_space, gym.spaces.Box) else float(action == row)
+        self.t, self.obs = self.t + 1, self.np_random.random((3, 3), dtype=np.float32)
+        return self.obs, reward, self.t >= 10, False, {}
+
+
+class IdentityEnv(gym.Env):
+    """Stable-Baselines3's identity task: a Discrete(4) observation, reward 1 for the action that repeats it."""
+
+    observation_space, action_space = gym.spaces.Discrete(4), gym.spaces.Discrete(4)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t, self.state = 0, int(self.np_random.integers(4))
+        return self.state, {}
+
+    def step(self, action):
+        reward = float(action == self.state)
+        self.t, self.state = self.t + 1, int(self.np_random.integers(4))
+        return self.state, reward, False, self.t >= 20, {}
+
+
+class OddSpacesEnv(ConstantRewardEnv):
+    def __init__(self, observation_space, continuous: bool):
+        super().__init__(action_space=gym.spaces.Box(-1.0, 1.0, (1,)) if continuous else gym.spaces.Discrete(2))
+        self.observation_space = observation_space
+
+
+gym.register("TestGrid-v0", entry_point=GridEnv)
+gym.register("TestGridContinuous-v0", entry_point=lambda: GridEnv(continuous=True))
+gym.register("TestIdentity-v0", entry_point=IdentityEnv)
+gym.register("FrozenLakeNotSlippery-v1", entry_point="gymnasium.envs.toy_text.frozen_lake:FrozenLakeEnv",
+             kwargs={"is_slippery": False}, max_episode_steps=100)
+for c in (False, True):
+    gym.register(f"TestDictObs{'Box' * c}-v0", entry_point=lambda c=c: OddSpacesEnv(gym.spaces.Dict({"x": gym.spaces.Box(0, 1, (2,))}), c))
+    gym.register(f"TestImageObs{'Box' * c}-v0", entry_point=lambda c=c: OddSpacesEnv(gym.spaces.Box(0, 255, (32, 32, 3), np.uint8), c))
 gym.register("TestTruncatedOnly-v0", entry_point=lambda: ConstantRewardEnv(terminate=False), max_episode_steps=5)
 gym.register("TestTerminated-v0", entry_point=lambda: ConstantRewardEnv(terminate=True), max_episode_steps=5)
 gym.register("TestMultiBinary-v0", entry_point=lambda: ConstantRewardEnv(action_space=gym.spaces.MultiBinary(2)),
              max_episode_steps=5)
 gym.register("TestInterrupt-v0", entry_point=lambda: ConstantRewardEnv(interrupt_after=300), max_episode_steps=5)
+gym.register("TestInterruptContinuous-v0", max_episode_steps=5, entry_point=lambda: ConstantRewardEnv(
+    interrupt_after=300, action_space=gym.spaces.Box(-1.0, 1.0, (1,))))
 
 
 # ---- smoke trainings
 @pytest.mark.parametrize("cuda", DEVICES)
-@pytest.mark.parametrize("script,env_id", [("ppo", "CartPole-v1"), ("ppo", "Acrobot-v1"),
-                                           ("a2c", "CartPole-v1"), ("a2c", "Pendulum-v1")])
+@pytest.mark.parametrize("script,env_id", [("ppo", "CartPole-v1"), ("ppo", "Acrobot-v1"), ("a2c", "CartPole-v1"),
+                                           ("a2c", "Pendulum-v1"), ("ppo_continuous", "Pendulum-v1"),
+                                           ("ppo_continuous", "Hopper-v5")])
 def test_smoke_training_logs_finite_scalars(script, env_id, cuda):
     out = run(script, env_id=env_id, cuda=cuda, eval_episodes=2, **TINY[script])
     run_dir = Path(out["run_dir"])
@@ -58,16 +117,15 @@ def test_smoke_training_logs_finite_scalars(script, env_id, cuda):
     returns = [r for _, r in metrics["charts/episodic_return"]]
     assert returns == [r for _, r in out["episodic_returns"]]
     if env_id == "Pendulum-v1":
-        assert all(-2000 < r <= 0 for r in returns)  # raw returns, 200-step episodes
+        assert all(-2000 < r <= 0 for r in returns)  # raw returns of 200-step episodes, not normalized ones
+    if script == "a2c" and env_id == "Pendulum-v1":
         assert math.isfinite(metrics["charts/action_std"][-1][1])
 
 
 def test_runs_started_in_the_same_second_get_their_own_directories(monkeypatch):
     monkeypatch.setattr(ppo.time, "time", lambda: 1_700_000_000.0)
-    first = ppo.create_run_dir(ppo.Args(seed=7))[1]
-    second = ppo.create_run_dir(ppo.Args(seed=7))[1]
-    assert first != second and Path(first).is_dir() and Path(second).is_dir()
-    assert Path(second).name == Path(first).name + "_2"
+    first, second = ppo.Run(ppo.Args(seed=7)), ppo.Run(ppo.Args(seed=7))
+    assert Path(first.dir).is_dir() and Path(second.dir).name == Path(first.dir).name + "_2"
 
 
 def test_capture_video_writes_mp4():
@@ -95,35 +153,78 @@ def test_target_kl_stops_the_update_after_the_first_epoch(monkeypatch):
     assert len(steps) == 4 * 4
 
 
-# ---- reproducibility
-@pytest.mark.parametrize("script,env_id", [("ppo", "CartPole-v1"), ("a2c", "CartPole-v1"), ("a2c", "Pendulum-v1")])
+# ---- observation spaces: any Box shape flattened, Discrete one-hot, the rest refused up front
+@pytest.mark.parametrize("script,env_id", [("ppo", "TestGrid-v0"), ("a2c", "TestGrid-v0"),
+                                           ("a2c", "TestGridContinuous-v0"), ("ppo_continuous", "TestGridContinuous-v0")])
+def test_box_observations_of_any_shape_train_and_evaluate(script, env_id):
+    out = run(script, env_id=env_id, eval_episodes=3, save_model=True, **TINY[script])
+    assert len(out["episodic_returns"]) > 10 and len(out["eval_returns"]) == 3
+    assert all(math.isfinite(r) for r in out["eval_returns"])
+    loaded = run(script, env_id=env_id, eval_episodes=3, load_model=f"{out['run_dir']}/model.pt")
+    assert loaded["eval_returns"] == out["eval_returns"]
+
+
+@pytest.mark.parametrize("script,total_timesteps", [("ppo", 20_480), ("a2c", 20_000)])
+def test_discrete_observations_are_one_hot_and_learnable(script, total_timesteps):
+    """The identity task can only be solved if the state reaches the network as a category (one-hot), not as a
+    number; a random policy scores 5 of 20."""
+    out = run(script, env_id="TestIdentity-v0", total_timesteps=total_timesteps, eval_episodes=5)
+    assert np.mean([r for _, r in out["episodic_returns"][-20:]]) > 15 and min(out["eval_returns"]) == 20
+
+
+@pytest.mark.parametrize("script", ["ppo", "a2c"])
+def test_solves_frozen_lake(script):
+    """FrozenLake 4x4 without slipping: 16 one-hot states, reward 1 only at the goal; solved within 30k steps."""
+    out = run(script, env_id="FrozenLakeNotSlippery-v1", total_timesteps=30_000, eval_episodes=5)
+    assert np.mean([r for _, r in out["episodic_returns"][-20:]]) >= 0.9 and out["eval_returns"] == [1.0] * 5
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("env_id,message", [("TestDictObs-v0", r"takes Box or Discrete observations, not Dict"),
+                                            ("TestImageObs-v0", r"image observations .*a2c_atari\.py trains a CNN")])
+def test_observation_spaces_it_cannot_handle_are_refused_up_front(script, env_id, message):
+    with pytest.raises(ValueError, match=message):
+        run(script, env_id=env_id.replace("-v0", "Box-v0") if script == "ppo_continuous" else env_id)
+    assert not Path("runs").exists()
+
+
+# ---- reproducibility and save / load
+@pytest.mark.parametrize("script,env_id", [("ppo", "CartPole-v1"), ("a2c", "CartPole-v1"), ("a2c", "Pendulum-v1"),
+                                           ("ppo_continuous", "Pendulum-v1")])
 def test_seeded_runs_are_reproducible(script, env_id):
-    budget = {**TINY[script], "total_timesteps": 4096}
-    first = run(script, env_id=env_id, seed=3, **budget)["episodic_returns"]
-    second = run(script, env_id=env_id, seed=3, **budget)["episodic_returns"]
-    other = run(script, env_id=env_id, seed=4, **budget)["episodic_returns"]
-    assert len(first) >= 8
-    assert first == second
-    assert [r for _, r in first] != [r for _, r in other]
+    budget = {**TINY[script], "total_timesteps": 2 * TINY[script]["total_timesteps"]}
+    first, second, other = (run(script, env_id=env_id, seed=s, **budget) for s in (3, 3, 4))
+    assert len(first["episodic_returns"]) >= 4
+    assert first["episodic_returns"] == second["episodic_returns"]
+    for p, q in zip(first["agent"].parameters(), second["agent"].parameters()):
+        assert torch.equal(p, q)
+    assert [r for _, r in first["episodic_returns"]] != [r for _, r in other["episodic_returns"]]
 
 
-# ---- save / load
-@pytest.mark.parametrize("script,env_id", [("ppo", "CartPole-v1"), ("a2c", "Pendulum-v1")])
-def test_saved_model_reloads_and_acts_identically(script, env_id):
-    module = importlib.import_module(script)
+@pytest.mark.parametrize("script,env_id", [("ppo", "CartPole-v1"), ("a2c", "Pendulum-v1"), ("ppo_continuous", "Pendulum-v1")])
+def test_saved_model_reloads_and_scores_what_the_run_scored(script, env_id):
+    """The reloaded agent's evaluation equals the training run's own, exactly: the same code path (evaluate) runs
+    on the same weights, now in fresh contiguous tensors, with the same seeds; no tolerance is needed or given."""
     trained = run(script, env_id=env_id, save_model=True, eval_episodes=3, **TINY[script])
     path = Path(trained["run_dir"]) / "model.pt"
     assert path.is_file() and not Path(str(path) + ".tmp").exists()
     loaded = run(script, env_id=env_id, load_model=str(path), eval_episodes=3)
-    obs = torch.randn(32, trained["agent"].actor[0].in_features)
-    with torch.no_grad():
-        torch.testing.assert_close(loaded["agent"].act_deterministic(obs), trained["agent"].act_deterministic(obs))
-        torch.testing.assert_close(loaded["agent"].get_value(obs), trained["agent"].get_value(obs))
     assert loaded["eval_returns"] == trained["eval_returns"]
     assert read_metrics(loaded["run_dir"])["eval/episodic_return"] == [(0, r) for r in trained["eval_returns"]]
-    state = torch.load(path, weights_only=True)
-    assert state["script"] == f"{script}.py" and state["args"]["env_id"] == env_id
-    assert isinstance(module.load_checkpoint(str(path), env_id, torch.device("cpu")), module.Agent)
+    for (name, p), q in zip(trained["agent"].state_dict().items(), loaded["agent"].state_dict().values()):
+        assert torch.equal(p, q), name
+    assert torch.load(path, weights_only=True)["script"] == f"{script}.py"
+
+
+def test_checkpoint_from_another_script_or_env_is_refused():
+    a2c_model = Path(run("a2c", save_model=True, **TINY["a2c"])["run_dir"]) / "model.pt"
+    ppo_model = Path(run("ppo", save_model=True, **TINY["ppo"])["run_dir"]) / "model.pt"
+    with pytest.raises(ValueError, match=r"was not saved by ppo\.py"):
+        run("ppo", load_model=str(a2c_model))
+    with pytest.raises(ValueError, match=r"was not saved by ppo_continuous\.py"):
+        run("ppo_continuous", env_id="Pendulum-v1", load_model=str(a2c_model))
+    with pytest.raises(ValueError, match=r"trained on CartPole-v1, not Acrobot-v1; pass --env-id CartPole-v1"):
+        run("ppo", env_id="Acrobot-v1", load_model=str(ppo_model))
 
 
 # ---- truncation bootstrapping
@@ -139,11 +240,10 @@ def test_truncation_bootstraps_and_termination_does_not(script, overrides):
     """Reward 1 forever, episodes cut by a 5-step TimeLimit: the critic must learn the infinite-horizon value
     1 / (1 - gamma) = 10. If the same step is a termination, the value is the 5-step sum 1 + 0.9 + ... = 4.0951."""
     gamma = 0.9
-    start = torch.zeros(1, 1)
     truncated = run(script, env_id="TestTruncatedOnly-v0", gamma=gamma, **overrides)["agent"]
     terminated = run(script, env_id="TestTerminated-v0", gamma=gamma, **overrides)["agent"]
     with torch.no_grad():
-        v_trunc, v_term = truncated.get_value(start).item(), terminated.get_value(start).item()
+        v_trunc, v_term = truncated.get_value(torch.zeros(1, 1)).item(), terminated.get_value(torch.zeros(1, 1)).item()
     assert v_trunc == pytest.approx(1 / (1 - gamma), rel=0.05)  # without bootstrapping it would be near 4.1
     assert v_term == pytest.approx(sum(gamma**k for k in range(5)), rel=0.05)
 
@@ -151,67 +251,90 @@ def test_truncation_bootstraps_and_termination_does_not(script, overrides):
 def test_ppo_without_truncation_bootstrap_treats_the_time_limit_as_an_end():
     """The ablation switch: --no-bootstrap-truncation must make a truncation look like a termination, so the
     critic learns the 5-step value 4.0951 instead of 1 / (1 - gamma) = 10."""
-    gamma = 0.9
-    agent = run("ppo", env_id="TestTruncatedOnly-v0", gamma=gamma, bootstrap_truncation=False, **PPO_VALUE_FIT)["agent"]
+    agent = run("ppo", env_id="TestTruncatedOnly-v0", gamma=0.9, bootstrap_truncation=False, **PPO_VALUE_FIT)["agent"]
     with torch.no_grad():
-        value = agent.get_value(torch.zeros(1, 1)).item()
-    assert value == pytest.approx(sum(gamma**k for k in range(5)), rel=0.05)
+        assert agent.get_value(torch.zeros(1, 1)).item() == pytest.approx(sum(0.9**k for k in range(5)), rel=0.05)
 
 
 # ---- bad input
 @pytest.mark.parametrize("script,overrides,message", [
-    ("ppo", dict(env_id="Pendulum-v1"), r"ppo\.py needs a discrete action space.*use ppo_continuous\.py"),
+    ("ppo", dict(env_id="Pendulum-v1"), r"ppo\.py needs discrete actions.*use ppo_continuous\.py"),
     ("ppo", dict(num_minibatches=3), r"not divisible by --num-minibatches 3"),
-    ("ppo", dict(total_timesteps=100), r"smaller than one batch"),
+    ("ppo", dict(total_timesteps=100), r"smaller than one rollout"),
     ("ppo", dict(learning_rate=0.0), r"--learning-rate must be positive"),
-    ("ppo", dict(env_id="NoSuchEnv-v0"), r"unknown environment id 'NoSuchEnv-v0'"),
+    ("ppo", dict(env_id="NoSuchEnv-v0"), r"cannot make environment 'NoSuchEnv-v0'"),
     ("ppo", dict(load_model="missing/model.pt"), r"does not exist"),
     ("a2c", dict(env_id="TestMultiBinary-v0"), r"a2c\.py handles Discrete and Box action spaces"),
-    ("a2c", dict(total_timesteps=10), r"smaller than one batch"),
-    ("a2c", dict(learning_rate=-1.0), r"--learning-rate must be positive"),
+    ("a2c", dict(total_timesteps=10), r"smaller than one rollout"),
+    ("a2c", dict(learning_rate=float("nan")), r"--learning-rate must be positive"),
+    ("a2c", dict(log_interval=0), r"--log-interval must be at least 1"),
+    ("ppo_continuous", dict(env_id="CartPole-v1"), r"needs a continuous \(Box\) action space"),
+    ("ppo_continuous", dict(num_minibatches=3), r"not divisible by --num-minibatches"),
+    ("ppo_continuous", dict(eval_episodes=-1), r"--eval-episodes must be 0 or more"),
 ])
-def test_bad_arguments_fail_with_a_clear_message(script, overrides, message):
+def test_bad_arguments_fail_with_a_clear_message_before_anything_is_written(script, overrides, message):
     with pytest.raises(ValueError, match=message):
         run(script, **overrides)
-    if "env_id" not in overrides:
-        assert not Path("runs").exists()  # rejected before anything was built or written
-
-
-def test_checkpoint_from_another_script_or_env_is_refused():
-    a2c_model = Path(run("a2c", save_model=True, **TINY["a2c"])["run_dir"]) / "model.pt"
-    ppo_model = Path(run("ppo", save_model=True, **TINY["ppo"])["run_dir"]) / "model.pt"
-    with pytest.raises(ValueError, match=r"was not saved by ppo\.py"):
-        run("ppo", load_model=str(a2c_model))
-    with pytest.raises(ValueError, match=r"was not saved by a2c\.py"):
-        run("a2c", load_model=str(ppo_model))
-    with pytest.raises(ValueError, match=r"trained on CartPole-v1, not Acrobot-v1; pass --env-id CartPole-v1"):
-        run("ppo", env_id="Acrobot-v1", load_model=str(ppo_model))
+    assert not Path("runs").exists()
 
 
 # ---- Ctrl-C
-@pytest.mark.parametrize("script", ["ppo", "a2c"])
-def test_ctrl_c_stops_cleanly_and_keeps_metrics_and_model(script):
-    """The env raises KeyboardInterrupt on its 301st step; training must stop without an exception,
-    with the episodes so far in metrics.csv and model.pt saved."""
-    out = run(script, env_id="TestInterrupt-v0", save_model=True, eval_episodes=5, num_envs=1, total_timesteps=5000)
+@pytest.mark.parametrize("script,env_id", [("ppo", "TestInterrupt-v0"), ("a2c", "TestInterrupt-v0"),
+                                           ("ppo_continuous", "TestInterruptContinuous-v0")])
+def test_ctrl_c_stops_cleanly_and_keeps_metrics_and_model(script, env_id):
+    """The env raises KeyboardInterrupt on its 301st step; training must stop without an exception, with the
+    60 five-step episodes so far in metrics.csv, model.pt saved and no evaluation."""
+    budget = dict(num_steps=64, num_minibatches=2) if script == "ppo_continuous" else {}
+    out = run(script, env_id=env_id, save_model=True, eval_episodes=5, num_envs=1, total_timesteps=5000, **budget)
     metrics = read_metrics(out["run_dir"])
-    assert len(metrics["charts/episodic_return"]) == 60  # 300 steps of 5-step episodes
-    assert "eval/episodic_return" not in metrics
+    assert len(metrics["charts/episodic_return"]) == 60 and "eval/episodic_return" not in metrics
     assert (Path(out["run_dir"]) / "model.pt").is_file()
 
 
 # ---- command line
-@pytest.mark.parametrize("module", [ppo, a2c], ids=["ppo", "a2c"])
-def test_help_lists_every_flag_with_its_docstring(module):
-    text = subprocess.run([sys.executable, f"{module.__name__}.py", "--help"], cwd=ROOT, capture_output=True,
-                          text=True, check=True, env={"COLUMNS": "200", "PATH": ""}).stdout
-    for field in dataclasses.fields(module.Args):
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_help_lists_every_flag_with_its_comment(script):
+    text = subprocess.run([sys.executable, f"{script}.py", "--help"], cwd=ROOT, capture_output=True, text=True,
+                          check=True, env={"COLUMNS": "200", "PATH": ""}).stdout
+    for field in dataclasses.fields(importlib.import_module(script).Args):
         assert f"--{field.name.replace('_', '-')}" in text, field.name
     assert "the discount factor" in text and "(default: 0.99)" in text
 
 
+# ---- an edited copy of a script either trains correctly or stops with a sentence
+def edited_copy(tmp_path: Path, script: str, old: str, new: str):
+    """Copy the script elsewhere, as a researcher does, apply one edit, import the copy."""
+    source = (ROOT / f"{script}.py").read_text()
+    assert old in source
+    (tmp_path / f"{script}_edited.py").write_text(source.replace(old, new))
+    sys.path.insert(0, str(tmp_path))
+    try:
+        return importlib.import_module(f"{script}_edited")
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop(f"{script}_edited", None)
+
+
+@pytest.mark.parametrize("script,budget", [("ppo", 30_000), ("a2c", 40_000)])
+def test_a_copy_with_relu_in_place_of_tanh_learns_cartpole(tmp_path, script, budget):
+    module = edited_copy(tmp_path, script, "nn.Tanh()", "nn.ReLU()")
+    out = module.main(module.Args(total_timesteps=budget, eval_episodes=0, cuda=False))
+    assert all(isinstance(m, torch.nn.ReLU) for m in out["agent"].actor if not isinstance(m, torch.nn.Linear))
+    assert first_step_reaching(out["episodic_returns"], 195.0) is not None
+
+
+@pytest.mark.parametrize("script", ["ppo", "a2c"])
+def test_a_copy_that_edits_the_policy_outside_the_numpy_mirror_stops_with_a_sentence(tmp_path, script):
+    """Tempered logits in the torch policy only: the numpy actor would sample another policy than the one trained."""
+    old = ("logp_all = torch.log_softmax(self.actor(x), dim=-1)" if script == "ppo" else
+           "dist = Categorical(logits=self.actor(x), validate_args=False)")
+    module = edited_copy(tmp_path, script, old, old.replace("self.actor(x)", "self.actor(x) / 2.0"))
+    with pytest.raises(RuntimeError, match="disagree on the rollout's log-probabilities .*edit both alike"):
+        module.main(module.Args(total_timesteps=TINY[script]["total_timesteps"], eval_episodes=0, cuda=False))
+
+
 # ---- learning
-LEARNING = {"ppo": 30_000, "a2c": 40_000}  # env steps (ppo anneals its lr over this budget); seeds 1 and 2 cross 195 near 8k-11k (ppo) and 14k (a2c)
+LEARNING = {"ppo": 30_000, "a2c": 40_000}  # env steps (ppo anneals its lr over this budget)
 
 
 def first_step_reaching(episodic_returns, threshold, window=20):
@@ -226,8 +349,7 @@ def first_step_reaching(episodic_returns, threshold, window=20):
 def test_learns_cartpole(script):
     """Default hyperparameters, seed 1: the mean of 20 consecutive training episodes reaches 195."""
     out = run(script, env_id="CartPole-v1", total_timesteps=LEARNING[script])
-    step = first_step_reaching(out["episodic_returns"], 195.0)
-    assert step is not None, f"best 20-episode mean {max(np.convolve([r for _, r in out['episodic_returns']], np.ones(20) / 20, 'valid')):.1f}"
+    assert first_step_reaching(out["episodic_returns"], 195.0) is not None
 
 
 @pytest.mark.slow
