@@ -1,30 +1,31 @@
 """TD3 for continuous actions: deterministic actor, clipped double-Q, target policy smoothing, delayed updates.
 
-Twin Delayed DDPG learns a deterministic policy mu(s) off-policy from a replay buffer. Three changes to DDPG
-fight the overestimation bias of learned Q-functions: the target takes the smaller of two critics, the
-target action is smoothed with clipped noise, and the actor and all targets update only every d-th step.
+Twin Delayed DDPG learns a deterministic policy mu(s) off-policy from a replay buffer, exploring with Gaussian
+noise of std exploration_noise * scale added to mu(s) and clipped to the bounds. Three changes to DDPG fight the
+overestimation bias of learned Q-functions: the target takes the smaller of two critics, the target action is
+smoothed with clipped noise, and the actor and all targets update only every d-th step. Each line is the function
+on its right:
 
-    a'    = clip(mu'(s') + clip(eps, -c, c) * scale, low, high),   eps ~ N(0, policy_noise^2)
-    y     = r + gamma * (1 - terminated) * min(Q'_1(s', a'), Q'_2(s', a'))
-    L_Q   = sum_i mean( (Q_i(s, a) - y)^2 )
-    L_mu  = -mean( Q_1(s, mu(s)) )                                  (every --policy-frequency steps)
-    theta' <- tau * theta + (1 - tau) * theta'                      (actor and critics, same steps)
-    exploration: a = clip(mu(s) + N(0, (exploration_noise * scale)^2), low, high)
+    a'     = clip(mu'(s') + clip(eps, -c, c) * scale, low, high),  eps ~ N(0, policy_noise^2)    smoothed_target_action
+    y      = r + gamma * (1 - terminated) * min(Q'_1(s', a'), Q'_2(s', a'))                      td3_target
+    L_Q    = mean( (Q_1(s, a) - y)^2 ) + mean( (Q_2(s, a) - y)^2 )                               critic_loss
+    L_mu   = -mean( Q_1(s, mu(s)) )                           (every --policy-frequency steps)   actor_loss
+    theta' <- tau * theta + (1 - tau) * theta'                (actor and critics, same steps)    polyak_update
 
-Paper: Fujimoto et al. 2018, "Addressing Function Approximation Error in Actor-Critic Methods".
-Differences from the paper: noises are scaled by the half-width of the action bounds, so the flags mean the
-same on any bounds; 256-unit layers (the paper: 400-300); a truncated episode stores its true final
-observation with terminated = 0, so the target bootstraps through time limits; --num-envs N makes N
-gradient steps per vector step (one per environment step). For speed the twin critics are one batched
-ensemble (stacked weights, one baddbmm per layer serves both) and the actor's loss reads detached weights
-of the first critic only, so its backward pass computes no critic weight gradients.
+Paper: Fujimoto et al. 2018, "Addressing Function Approximation Error in Actor-Critic Methods"; the code follows
+CleanRL's td3_continuous_action.py. Differences from the paper: noises are scaled by the half-width of the action
+bounds, so the flags mean the same on any bounds; 256-unit layers (the paper: 400-300); a truncated episode stores
+its true final observation with terminated = 0, so the target bootstraps through time limits; --num-envs N makes N
+gradient steps per vector step. Box observations of any shape are flattened and Discrete ones one-hot encoded, as
+in Stable-Baselines3.
 
 Run:  python td3.py --env-id Hopper-v5        (evaluate a saved model: --load-model runs/.../model.pt)
 """
 
 # ---------------------------------------------------------------- imports
+import contextlib
 import copy
-import csv
+import itertools
 import json
 import os
 import random
@@ -35,93 +36,74 @@ import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 import tyro
 
 
 # ---------------------------------------------------------------- arguments
 @dataclass
 class Args:
-    exp_name: str = "td3"
-    """the name of this experiment (part of the run directory's name)"""
-    seed: int = 1
-    """seed of random, numpy, torch and the environments"""
-    torch_deterministic: bool = True
-    """set torch.backends.cudnn.deterministic"""
-    cuda: bool = True
-    """use CUDA when it is available"""
-    track: bool = False
-    """mirror the logged scalars to Weights & Biases"""
-    wandb_project_name: str = "actor-critic"
-    """the wandb project name"""
-    wandb_entity: str | None = None
-    """the wandb entity (team or user)"""
-    capture_video: bool = False
-    """record videos of the first environment into the run directory's videos/"""
-    save_model: bool = False
-    """save weights and arguments to model.pt in the run directory"""
-    eval_episodes: int = 10
-    """evaluation episodes without exploration noise after training; 0 skips it"""
-    load_model: str | None = None
-    """path to a model.pt: evaluate it for --eval-episodes episodes instead of training"""
-    runs_dir: str = "runs"
-    """where run directories are created"""
-    torch_threads: int = 1
-    """CPU threads for torch (0 keeps torch's default); one is fastest on a busy 2-core machine"""
+    exp_name: str = "td3"  # the name of this experiment (part of the run directory's name)
+    seed: int = 1  # seed of random, numpy, torch and the environments
+    torch_deterministic: bool = True  # set torch.backends.cudnn.deterministic
+    cuda: bool = True  # use CUDA when it is available
+    track: bool = False  # mirror the logged scalars to Weights & Biases
+    wandb_project_name: str = "actor-critic"  # the wandb project name
+    wandb_entity: str | None = None  # the wandb entity (team or user)
+    capture_video: bool = False  # record videos of the first environment into the run directory's videos/
+    save_model: bool = False  # save the actor and arguments to model.pt in the run directory
+    eval_episodes: int = 10  # evaluation episodes without exploration noise after training; 0 skips it
+    load_model: str | None = None  # path to a model.pt: evaluate it instead of training
+    runs_dir: str = "runs"  # where run directories are created
+    torch_threads: int = 1  # CPU threads for torch (0 keeps torch's default); one is fastest on a busy 2-core machine
 
-    env_id: str = "Hopper-v5"
-    """the gymnasium id of the environment (bounded continuous actions)"""
-    total_timesteps: int = 1_000_000
-    """total environment steps of the experiment"""
-    num_envs: int = 1
-    """number of parallel environments (one gradient step per environment step)"""
-    buffer_size: int = 1_000_000
-    """replay buffer capacity in transitions"""
-    gamma: float = 0.99
-    """the discount factor"""
-    tau: float = 0.005
-    """target smoothing coefficient (polyak)"""
-    batch_size: int = 256
-    """minibatch size sampled from the replay buffer"""
-    learning_starts: int = 25_000
-    """environment steps of uniformly random actions before learning starts"""
-    learning_rate: float = 3e-4
-    """the Adam learning rate of the actor and of the critics"""
-    policy_noise: float = 0.2
-    """std of the target policy smoothing noise, in units of the action half-range"""
-    noise_clip: float = 0.5
-    """clip of the target policy smoothing noise, in units of the action half-range"""
-    exploration_noise: float = 0.1
-    """std of the Gaussian exploration noise, in units of the action half-range"""
-    policy_frequency: int = 2
-    """update the actor and the targets every this many gradient steps (the delay d)"""
-    hidden_size: int = 256
-    """width of the two hidden layers of the actor and of each Q-network"""
+    env_id: str = "Hopper-v5"  # the gymnasium id of the environment (bounded continuous actions)
+    total_timesteps: int = 1_000_000  # total environment steps of the experiment
+    num_envs: int = 1  # number of parallel environments (one gradient step per environment step)
+    buffer_size: int = 1_000_000  # replay buffer capacity in transitions
+    gamma: float = 0.99  # the discount factor
+    tau: float = 0.005  # target smoothing coefficient (polyak)
+    batch_size: int = 256  # minibatch size sampled from the replay buffer
+    learning_starts: int = 25_000  # environment steps of uniformly random actions before learning starts
+    learning_rate: float = 3e-4  # the Adam learning rate of the actor and of the critics
+    policy_noise: float = 0.2  # std of the target policy smoothing noise, in units of the action half-range
+    noise_clip: float = 0.5  # clip of the target policy smoothing noise, in units of the action half-range
+    exploration_noise: float = 0.1  # std of the Gaussian exploration noise, in units of the action half-range
+    policy_frequency: int = 2  # update the actor and the targets every this many gradient steps (the delay d)
+    hidden_size: int = 256  # width of the two hidden layers of the actor and of each Q-network
 
 
 def check_args(args: Args) -> None:
-    """Reject bad arguments with one clear sentence, before any environment is built."""
+    """Refuse bad arguments with one clear sentence, before anything is built or written."""
     for name in ("num_envs", "batch_size", "buffer_size", "policy_frequency", "hidden_size"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(args, name)}).")
     if not args.learning_rate > 0:
         raise ValueError(f"--learning-rate must be positive (got {args.learning_rate}).")
-    if args.policy_noise < 0 or args.noise_clip < 0 or args.exploration_noise < 0:
+    if not min(args.policy_noise, args.noise_clip, args.exploration_noise) >= 0:
         raise ValueError("--policy-noise, --noise-clip and --exploration-noise must be 0 or more.")
     if not 0.0 < args.tau <= 1.0:
         raise ValueError(f"--tau must be in (0, 1] (got {args.tau}).")
-    if args.load_model is None and args.total_timesteps < args.num_envs:
-        raise ValueError(f"--total-timesteps {args.total_timesteps} is smaller than --num-envs {args.num_envs}; raise it.")
     if args.eval_episodes < 0:
         raise ValueError(f"--eval-episodes must be 0 or more (got {args.eval_episodes}).")
-    try:
-        spec = gym.spec(args.env_id)
+    try:  # the environment's spaces, checked before anything is built
+        env = gym.make(args.env_id, disable_env_checker=True)
+    except gym.error.DependencyNotInstalled as e:  # gymnasium's message names the pip command (MuJoCo, Box2D)
+        raise ValueError(f"{args.env_id} needs a package that is not installed: {e}") from None
     except gym.error.Error as e:
-        raise ValueError(f"unknown environment id {args.env_id!r} ({e}); check the spelling and version.") from None
-    if "mujoco" in str(spec.entry_point):
-        try:
-            import mujoco  # noqa: F401
-        except ImportError:
-            raise ValueError(f'{args.env_id} needs MuJoCo, which is not installed; run: pip install "gymnasium[mujoco]"') from None
+        raise ValueError(f"cannot make environment {args.env_id!r} ({e}); check the spelling and version.") from None
+    obs, act = env.observation_space, env.action_space
+    env.close()
+    if not (isinstance(act, gym.spaces.Box) and len(act.shape) == 1):
+        raise ValueError(f"td3.py needs a continuous (1-D Box) action space, but {args.env_id} has {act}; "
+                         "use ppo.py for discrete actions.")
+    if not (np.isfinite(act.low).all() and np.isfinite(act.high).all()):
+        raise ValueError(f"td3.py rescales a tanh output to finite bounds, but {args.env_id} has an unbounded action "
+                         f"space {act}; give the environment a bounded one.")
+    if isinstance(obs, gym.spaces.Box) and obs.dtype == np.uint8 and len(obs.shape) >= 2:
+        raise ValueError(f"{args.env_id} has image observations {obs}; a2c_atari.py trains a CNN on frames.")
+    if not isinstance(obs, (gym.spaces.Box, gym.spaces.Discrete)):
+        raise ValueError(f"td3.py takes Box or Discrete observations, not {obs}; flatten them with a wrapper.")
 
 
 # ---------------------------------------------------------------- environments
@@ -133,30 +115,18 @@ def make_env(env_id: str, idx: int, capture_video: bool, run_dir: str):
             env = gym.wrappers.RecordVideo(env, os.path.join(run_dir, "videos"))
         else:
             env = gym.make(env_id, disable_env_checker=True)
+        if not (isinstance(env.observation_space, gym.spaces.Box) and len(env.observation_space.shape) == 1):
+            env = gym.wrappers.FlattenObservation(env)  # a Box of any shape to a vector, Discrete to one-hot
         return gym.wrappers.RecordEpisodeStatistics(env)
 
     return thunk
 
 
 def make_envs(env_id: str, num_envs: int, capture_video: bool = False, run_dir: str = ".") -> gym.vector.VectorEnv:
-    # SAME_STEP autoreset: the observation returned with done=True already belongs to the next episode and
-    # the true final observation is in infos["final_obs"]; it, not the reset observation, goes to the buffer.
-    envs = gym.vector.SyncVectorEnv(
-        [make_env(env_id, i, capture_video, run_dir) for i in range(num_envs)],
-        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
-    )
-    space = envs.single_action_space
-    problem = None
-    if not isinstance(space, gym.spaces.Box):
-        problem = f"td3.py needs a continuous (Box) action space, but {env_id} has {space}; use ppo.py for discrete actions."
-    elif not (np.isfinite(space.low).all() and np.isfinite(space.high).all()):
-        problem = f"td3.py rescales a tanh output to finite bounds, but {env_id} has an unbounded action space {space}."
-    elif not isinstance(envs.single_observation_space, gym.spaces.Box):
-        problem = f"td3.py needs a Box observation space, but {env_id} has {envs.single_observation_space}."
-    if problem:
-        envs.close()
-        raise ValueError(problem)
-    return envs
+    # SAME_STEP autoreset: the observation returned with done=True already belongs to the next episode,
+    # and the true final observation is in infos["final_obs"], so no invented transition is ever stored.
+    return gym.vector.SyncVectorEnv([make_env(env_id, i, capture_video, run_dir) for i in range(num_envs)],
+                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
 
 
 # ---------------------------------------------------------------- networks
@@ -178,33 +148,16 @@ class Actor(nn.Module):
     act_deterministic = forward
 
 
-class QEnsemble(nn.Module):
-    """`n` Q-networks (MLP hidden-hidden, ReLU) with stacked weights: each layer is one batched matmul for all.
-    Initialized like nn.Linear (uniform in +-1/sqrt(fan_in)), independently per member."""
+class QNetwork(nn.Module):
+    """Q(s, a): an MLP (hidden-hidden, ReLU) on the concatenated observation and action."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: int, n: int = 2):
+    def __init__(self, obs_dim: int, act_dim: int, hidden: int):
         super().__init__()
-        sizes = [obs_dim + act_dim, hidden, hidden, 1]
-        self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-            bound = fan_in ** -0.5
-            self.weights.append(nn.Parameter(torch.empty(n, fan_in, fan_out).uniform_(-bound, bound)))
-            self.biases.append(nn.Parameter(torch.empty(n, 1, fan_out).uniform_(-bound, bound)))
-        self.n = n
+        self.net = nn.Sequential(nn.Linear(obs_dim + act_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, 1))
 
-    def layers(self, detach: bool = False) -> list:
-        """(weight, bias) per layer; detached, gradients still flow to the input but not to the weights."""
-        return [(w.detach(), b.detach()) if detach else (w, b) for w, b in zip(self.weights, self.biases)]
-
-    def forward(self, obs_action: torch.Tensor, layers: list | None = None) -> torch.Tensor:
-        """Q-values of a (batch, obs_dim + act_dim) input, shape (n, batch)."""
-        layers = self.layers() if layers is None else layers
-        x = obs_action.expand(layers[0][0].shape[0], -1, -1)
-        for i, (w, b) in enumerate(layers):
-            x = torch.baddbmm(b, x, w)
-            if i < len(layers) - 1:
-                x = torch.relu(x)
-        return x.squeeze(-1)
+    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([obs, action], -1)).squeeze(-1)
 
 
 # ---------------------------------------------------------------- the algorithm's math
@@ -213,9 +166,19 @@ def smoothed_target_action(target_action, noise, noise_clip: float, scale, low, 
     return torch.clamp(target_action + noise.clamp(-noise_clip, noise_clip) * scale, low, high)
 
 
-def td3_target(rewards, terminated, next_q, gamma: float):
-    """r + gamma * (1 - terminated) * min over the ensemble of Q'(s', a'); next_q: (n, batch)."""
-    return rewards + gamma * (1.0 - terminated) * next_q.min(0).values
+def td3_target(rewards, terminated, next_q1, next_q2, gamma: float):
+    """Clipped double-Q: r + gamma * (1 - terminated) * min(Q'_1(s', a'), Q'_2(s', a'))."""
+    return rewards + gamma * (1.0 - terminated) * torch.min(next_q1, next_q2)
+
+
+def critic_loss(q1, q2, y):
+    """mean((Q_1 - y)^2) + mean((Q_2 - y)^2): both critics regress on the same target, held fixed (semi-gradient)."""
+    return F.mse_loss(q1, y.detach()) + F.mse_loss(q2, y.detach())
+
+
+def actor_loss(qf1, actor, obs):
+    """-mean(Q_1(s, mu(s))): the deterministic policy gradient ascends the first critic only."""
+    return -qf1(obs, actor(obs)).mean()
 
 
 def polyak_update(target_params, params, tau: float) -> None:
@@ -223,78 +186,188 @@ def polyak_update(target_params, params, tau: float) -> None:
     torch._foreach_lerp_(list(target_params), list(params), tau)
 
 
+# ---------------------------------------------------------------- replay buffer
 class ReplayBuffer:
-    """Ring buffer of transitions stored as rows [obs | action | reward | terminated | next_obs] of one float32
-    tensor: sampling a batch is one index op, and obs|action is already the critic's input (a view)."""
+    """A ring buffer of transitions in preallocated tensors; a batch is the rows at one set of random indices."""
 
     def __init__(self, capacity: int, obs_dim: int, act_dim: int, device: torch.device):
-        self.data = torch.zeros((capacity, 2 * obs_dim + act_dim + 2), dtype=torch.float32, device=device)
-        self.capacity, self.obs_dim, self.act_dim, self.pos, self.size = capacity, obs_dim, act_dim, 0, 0
+        self.obs, self.next_obs = (torch.zeros((capacity, obs_dim), device=device) for _ in range(2))
+        self.actions = torch.zeros((capacity, act_dim), device=device)
+        self.rewards, self.terminated = (torch.zeros(capacity, device=device) for _ in range(2))
+        self.capacity, self.pos, self.size = capacity, 0, 0
 
-    def add(self, obs, action, reward, terminated, next_obs) -> None:
-        """Add one row per environment; next_obs must be the true final observation where an episode ended."""
-        rows = np.concatenate([obs, action, reward[:, None], terminated[:, None], next_obs], axis=1, dtype=np.float32)
-        idx = (self.pos + np.arange(len(rows))) % self.capacity
-        self.data[torch.from_numpy(idx)] = torch.from_numpy(rows).to(self.data.device)
-        self.pos = int(idx[-1] + 1) % self.capacity
-        self.size = min(self.size + len(rows), self.capacity)
+    def add(self, obs, actions, rewards, terminated, next_obs) -> None:
+        """One row per environment."""
+        idx = torch.from_numpy((self.pos + np.arange(len(obs))) % self.capacity)
+        for store, x in zip((self.obs, self.actions, self.rewards, self.terminated, self.next_obs),
+                            (obs, actions, rewards, terminated, next_obs)):
+            store[idx] = torch.as_tensor(x, dtype=torch.float32).to(store.device)
+        self.pos = (self.pos + len(obs)) % self.capacity
+        self.size = min(self.size + len(obs), self.capacity)
 
     def sample(self, batch_size: int) -> tuple[torch.Tensor, ...]:
-        """(obs_action, rewards, terminated, next_obs), uniformly from the filled slots."""
-        batch = self.data[torch.randint(self.size, (batch_size,), device=self.data.device)]
-        oa = self.obs_dim + self.act_dim
-        return batch[:, :oa], batch[:, oa], batch[:, oa + 1], batch[:, oa + 2:]
+        """(obs, actions, rewards, terminated, next_obs), uniformly from the filled rows."""
+        idx = torch.randint(self.size, (batch_size,), device=self.obs.device)
+        return self.obs[idx], self.actions[idx], self.rewards[idx], self.terminated[idx], self.next_obs[idx]
 
 
-# ---------------------------------------------------------------- run bookkeeping
-class RunLogger:
-    """Writes metrics.csv (long format, flushed on every call) and mirrors the scalars to wandb with --track."""
+# ---------------------------------------------------------------- training
+def main(args: Args) -> dict:
+    check_args(args)
+    if args.torch_threads > 0:
+        torch.set_num_threads(args.torch_threads)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)  # exploration noise
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+    loaded = load_checkpoint(args.load_model, args.env_id, device) if args.load_model is not None else None
+    run = Run(args)
+    if loaded is not None:
+        return run.finish(loaded, evaluate(loaded, args, device, run, global_step=0))
 
-    def __init__(self, run_dir: str, args: Args, run_name: str):
-        self.start = time.time()
-        self.file = open(os.path.join(run_dir, "metrics.csv"), "w", newline="")
-        self.writer = csv.writer(self.file)
-        self.writer.writerow(["global_step", "wall_time", "name", "value"])
+    envs = make_envs(args.env_id, args.num_envs, args.capture_video, run.dir)
+    envs.action_space.seed(args.seed)
+    space = envs.single_action_space
+    obs_dim, act_dim = int(np.prod(envs.single_observation_space.shape)), int(space.shape[0])
+    dims = (obs_dim, act_dim, args.hidden_size, space.low.tolist(), space.high.tolist())
+    actor = Actor(obs_dim, act_dim, args.hidden_size, space.low, space.high).to(device)
+    qf1, qf2 = (QNetwork(obs_dim, act_dim, args.hidden_size).to(device) for _ in range(2))
+    actor_target, qf1_target, qf2_target = (copy.deepcopy(net).requires_grad_(False) for net in (actor, qf1, qf2))
+    q_params = [*qf1.parameters(), *qf2.parameters()]
+    q_optimizer = torch.optim.Adam(q_params, lr=args.learning_rate, fused=True)
+    actor_optimizer = torch.optim.Adam(actor.parameters(), lr=args.learning_rate, fused=True)
+    params = [*actor.parameters(), *q_params]
+    target_params = [*actor_target.parameters(), *qf1_target.parameters(), *qf2_target.parameters()]
+    rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, device)
+    explore_std = args.exploration_noise * (space.high - space.low) / 2.0
+
+    global_step, updates, start_time, interrupted = 0, 0, time.time(), False
+    loss_mu = actor_grad_norm = torch.tensor(torch.nan, device=device)  # until the first (delayed) actor step
+    obs, _ = envs.reset(seed=args.seed)
+    try:
+        while global_step < args.total_timesteps:
+            # ---- interaction: uniformly random actions until learning starts, then mu(s) plus Gaussian noise
+            global_step += args.num_envs
+            if global_step <= args.learning_starts:
+                actions = envs.action_space.sample()
+            else:
+                with torch.inference_mode():
+                    actions = actor(torch.as_tensor(obs, dtype=torch.float32, device=device)).cpu().numpy()
+                actions = np.clip(actions + rng.normal(0.0, explore_std, actions.shape), space.low, space.high)
+            next_obs, rewards, terminated, truncated, infos = envs.step(actions)
+            real_next_obs = next_obs.copy()
+            if "_final_obs" in infos:  # the true final observation, not the reset one, is the transition's s'
+                real_next_obs[infos["_final_obs"]] = np.stack(infos["final_obs"][infos["_final_obs"]])
+            rb.add(obs, actions, rewards, terminated, real_next_obs)
+            obs = next_obs
+            run.log_episodes(global_step, infos)
+
+            # ---- update: one gradient step per environment step, once learning has started
+            for _ in range(args.num_envs if global_step > args.learning_starts else 0):
+                updates += 1
+                b_obs, b_actions, b_rewards, b_terminated, b_next_obs = rb.sample(args.batch_size)
+                with torch.no_grad():
+                    noise = torch.randn_like(b_actions) * args.policy_noise
+                    next_actions = smoothed_target_action(actor_target(b_next_obs), noise, args.noise_clip,
+                                                          actor.action_scale, actor.action_low, actor.action_high)
+                    y = td3_target(b_rewards, b_terminated, qf1_target(b_next_obs, next_actions),
+                                   qf2_target(b_next_obs, next_actions), args.gamma)
+                q1, q2 = qf1(b_obs, b_actions), qf2(b_obs, b_actions)
+                q_optimizer.zero_grad()
+                critic_loss(q1, q2, y).backward()
+                grad_norm = nn.utils.get_total_norm([p.grad for p in q_params])  # monitored, not clipped
+                q_optimizer.step()
+
+                if updates % args.policy_frequency == 0:  # the delay: actor and all targets every d-th step
+                    loss_mu = actor_loss(qf1, actor, b_obs)
+                    actor_optimizer.zero_grad()
+                    loss_mu.backward()  # also fills Q_1's gradients, which its next step clears
+                    actor_grad_norm = nn.utils.get_total_norm([p.grad for p in actor.parameters()])
+                    actor_optimizer.step()
+                    polyak_update(target_params, params, args.tau)
+
+                if updates % 100 == 0:  # the updates' only host sync
+                    names = ["qf1_loss", "qf2_loss", "qf1_values", "grad_norm", "actor_loss", "actor_grad_norm"]
+                    values = torch.stack([F.mse_loss(q1, y), F.mse_loss(q2, y), q1.mean(), grad_norm, loss_mu,
+                                          actor_grad_norm]).tolist()
+                    run.log(global_step, {**{f"losses/{n}": v for n, v in zip(names, values)},
+                                          "charts/SPS": int(global_step / (time.time() - start_time))})
+    except KeyboardInterrupt:
+        interrupted = True
+        print(f"interrupted at step {global_step:,}", flush=True)
+    finally:
+        envs.close()
+        if args.save_model:
+            save_checkpoint(os.path.join(run.dir, "model.pt"), actor, args, dims)
+    return run.finish(actor, [] if interrupted else evaluate(actor, args, device, run, global_step),
+                      qf1=qf1, qf2=qf2, replay_buffer=rb)
+
+
+# ---------------------------------------------------------------- run plumbing: logging, checkpoints, evaluation
+class Run:
+    """The run directory runs/{env_id}__{exp_name}__{seed}__{unix_time}/: args.json, and metrics.csv in long format,
+    flushed on every call so that a stopped run keeps all it logged; the same scalars go to wandb with --track."""
+
+    def __init__(self, args: Args):
+        base = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}".replace("/", "_")
+        os.makedirs(args.runs_dir, exist_ok=True)
+        for n in itertools.count(1):  # os.mkdir is atomic: two runs started in the same second never share one
+            self.dir = os.path.join(args.runs_dir, base if n == 1 else f"{base}_{n}")
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(self.dir)
+                break
+        with open(os.path.join(self.dir, "args.json"), "w") as f:
+            json.dump(asdict(args), f, indent=2)
+        self.file = open(os.path.join(self.dir, "metrics.csv"), "w")
+        self.file.write("global_step,wall_time,name,value\n")
         self.wandb = None
         if args.track:
             import wandb
 
-            self.wandb = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity,
-                                    config=vars(args), name=run_name, dir=run_dir, save_code=True)
+            self.wandb = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args),
+                                    name=os.path.basename(self.dir), dir=self.dir)
+        self.total, self.episodic_returns, self.start = args.total_timesteps, [], time.time()
+        self.last_print = self.start
+        print(f"run directory: {self.dir}", flush=True)
 
     def log(self, step: int, scalars: dict) -> None:
-        wall = f"{time.time() - self.start:.3f}"
-        self.writer.writerows([step, wall, name, float(value)] for name, value in scalars.items())
+        """One row per scalar; when charts/SPS is among them, a progress line every two seconds."""
+        scalars, wall = {name: float(value) for name, value in scalars.items()}, time.time() - self.start
+        self.file.writelines(f"{step},{wall:.3f},{name},{value}\n" for name, value in scalars.items())
         self.file.flush()
         if self.wandb is not None:
             self.wandb.log(scalars, step=step)
+        if "charts/SPS" in scalars and time.time() - self.last_print > 2.0:
+            self.last_print, sps = time.time(), max(scalars["charts/SPS"], 1.0)
+            print(f"step {step:>9,}/{self.total:,} | {sps:>6,.0f} SPS | return (last 20) {self.recent():8.2f} | "
+                  f"ETA {(self.total - step) / sps:5.0f}s", flush=True)
 
-    def close(self) -> None:
+    def log_episodes(self, step: int, infos: dict) -> None:
+        """Log the raw return and length of every episode that ended in this vector step."""
+        if "final_info" in infos and "_episode" in infos["final_info"]:
+            ep = infos["final_info"]["episode"]
+            for i in np.flatnonzero(infos["final_info"]["_episode"]):
+                self.episodic_returns.append((step, float(ep["r"][i])))
+                self.log(step, {"charts/episodic_return": ep["r"][i], "charts/episodic_length": ep["l"][i]})
+
+    def recent(self) -> float:
+        return np.mean([r for _, r in self.episodic_returns[-20:]]) if self.episodic_returns else float("nan")
+
+    def finish(self, agent, eval_returns: list, **extra) -> dict:
+        """Close the files and print a closing line; main's return value."""
         self.file.close()
         if self.wandb is not None:
             self.wandb.finish()
+        evaluation = f", evaluation {np.mean(eval_returns):.2f} ({len(eval_returns)} episodes)" if eval_returns else ""
+        print(f"done in {time.time() - self.start:.0f}s: return (last 20) {self.recent():.2f}{evaluation}; {self.dir}")
+        return {"run_dir": self.dir, "episodic_returns": self.episodic_returns, "eval_returns": eval_returns,
+                "agent": agent, **extra}
 
 
-def create_run_dir(args: Args) -> tuple[str, str]:
-    run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}".replace("/", "_")
-    os.makedirs(args.runs_dir, exist_ok=True)
-    base, n = run_name, 1
-    while True:
-        run_dir = os.path.join(args.runs_dir, run_name)
-        try:
-            os.mkdir(run_dir)  # atomic: two runs started in the same second never share a directory
-            break
-        except FileExistsError:
-            n += 1
-            run_name = f"{base}_{n}"
-    with open(os.path.join(run_dir, "args.json"), "w") as f:
-        json.dump(asdict(args), f, indent=2)
-    return run_name, run_dir
-
-
-def save_checkpoint(path: str, nets: dict, args: Args, dims) -> None:
-    state = {"script": "td3.py", "env_id": args.env_id, "dims": dims, "args": asdict(args),
-             **{name: net.state_dict() for name, net in nets.items()}}
+def save_checkpoint(path: str, actor: Actor, args: Args, dims: tuple) -> None:
+    state = {"script": "td3.py", "env_id": args.env_id, "dims": dims, "args": asdict(args), "actor": actor.state_dict()}
     torch.save(state, path + ".tmp")
     os.replace(path + ".tmp", path)  # atomic: a crash never leaves a half-written model.pt
 
@@ -313,149 +386,22 @@ def load_checkpoint(path: str, env_id: str, device: torch.device) -> Actor:
     return actor
 
 
-def evaluate(actor: Actor, env_id: str, episodes: int, seed: int, device: torch.device) -> list[float]:
-    """Returns of `episodes` episodes without exploration noise, one per environment of a vector env."""
-    envs = make_envs(env_id, episodes)
-    obs, _ = envs.reset(seed=seed)
-    returns = np.full(episodes, np.nan)
-    while np.isnan(returns).any():
+def evaluate(actor: Actor, args: Args, device: torch.device, run: Run, global_step: int) -> list[float]:
+    """Returns of --eval-episodes episodes (the first of each env of a vector env) without exploration noise, on seeds
+    training never used, logged as eval/episodic_return."""
+    if not args.eval_episodes:
+        return []
+    envs = make_envs(args.env_id, args.eval_episodes)
+    obs, _ = envs.reset(seed=args.seed + 100_000)
+    while not all(env.episode_count for env in envs.envs):  # each env's RecordEpisodeStatistics
         with torch.inference_mode():
             action = actor.act_deterministic(torch.as_tensor(obs, dtype=torch.float32, device=device))
-        obs, _, _, _, infos = envs.step(action.cpu().numpy())
-        if "final_info" in infos and "_episode" in infos["final_info"]:
-            first = infos["final_info"]["_episode"] & np.isnan(returns)
-            returns[first] = infos["final_info"]["episode"]["r"][first]
+        obs = envs.step(action.cpu().numpy())[0]
     envs.close()
-    return returns.tolist()
-
-
-# ---------------------------------------------------------------- training
-def main(args: Args) -> dict:
-    check_args(args)
-    if args.torch_threads > 0:
-        torch.set_num_threads(args.torch_threads)
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    torch.backends.cudnn.deterministic = args.torch_deterministic
-    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-    run_name, run_dir = create_run_dir(args)
-    logger = RunLogger(run_dir, args, run_name)
-    eval_seed = args.seed + 100_000  # evaluation episodes never replay training seeds
-
-    if args.load_model is not None:
-        actor = load_checkpoint(args.load_model, args.env_id, device)
-        eval_returns = evaluate(actor, args.env_id, args.eval_episodes, eval_seed, device) if args.eval_episodes else []
-        for r in eval_returns:
-            logger.log(0, {"eval/episodic_return": r})
-        print(f"evaluated {args.load_model}: mean return {np.mean(eval_returns):.2f} over {len(eval_returns)} episodes")
-        logger.close()
-        return {"run_dir": run_dir, "episodic_returns": [], "eval_returns": eval_returns, "actor": actor}
-
-    envs = make_envs(args.env_id, args.num_envs, args.capture_video, run_dir)
-    envs.action_space.seed(args.seed)
-    space = envs.single_action_space
-    obs_dim, act_dim = int(np.prod(envs.single_observation_space.shape)), int(np.prod(space.shape))
-    dims = (obs_dim, act_dim, args.hidden_size, space.low.tolist(), space.high.tolist())
-    actor = Actor(obs_dim, act_dim, args.hidden_size, space.low, space.high).to(device)
-    actor_target = copy.deepcopy(actor).requires_grad_(False)
-    qf = QEnsemble(obs_dim, act_dim, args.hidden_size).to(device)
-    qf_target = copy.deepcopy(qf).requires_grad_(False)
-    q_optimizer = torch.optim.Adam(qf.parameters(), lr=args.learning_rate, fused=True)
-    actor_optimizer = torch.optim.Adam(actor.parameters(), lr=args.learning_rate, fused=True)
-    rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, device)
-    rng = np.random.default_rng(args.seed)  # exploration noise
-    explore_std = args.exploration_noise * actor.action_scale.cpu().numpy()
-
-    global_step, updates, last_log, episodic_returns, eval_returns, stats = 0, 0, 0, [], [], None
-    start_time = last_print = time.time()
-    obs, _ = envs.reset(seed=args.seed)
-    interrupted = False
-    try:
-        while global_step < args.total_timesteps:
-            # ---- interaction
-            global_step += args.num_envs
-            if global_step <= args.learning_starts:
-                actions = envs.action_space.sample()
-            else:
-                with torch.inference_mode():
-                    actions = actor(torch.as_tensor(obs, dtype=torch.float32, device=device)).cpu().numpy()
-                actions = np.clip(actions + rng.normal(0.0, explore_std, actions.shape), space.low, space.high)
-            next_obs, rewards, terminated, truncated, infos = envs.step(actions)
-            real_next_obs = next_obs.copy()
-            if "_final_obs" in infos:  # the true final observation, not the reset one, is the transition's s'
-                done_idx = np.flatnonzero(infos["_final_obs"])
-                real_next_obs[done_idx] = np.stack(infos["final_obs"][done_idx])
-            rb.add(obs.reshape(args.num_envs, -1), actions.reshape(args.num_envs, -1), rewards, terminated,
-                   real_next_obs.reshape(args.num_envs, -1))
-            obs = next_obs
-            if "final_info" in infos and "_episode" in infos["final_info"]:
-                ep = infos["final_info"]["episode"]
-                for i in np.flatnonzero(infos["final_info"]["_episode"]):
-                    episodic_returns.append((global_step, float(ep["r"][i])))
-                    logger.log(global_step, {"charts/episodic_return": ep["r"][i], "charts/episodic_length": ep["l"][i]})
-
-            # ---- update: one gradient step per environment step, once learning has started
-            for _ in range(args.num_envs if global_step > args.learning_starts else 0):
-                updates += 1
-                obs_action, b_rewards, b_terminated, b_next_obs = rb.sample(args.batch_size)
-                with torch.no_grad():
-                    noise = torch.randn((args.batch_size, act_dim), device=device) * args.policy_noise
-                    next_actions = smoothed_target_action(actor_target(b_next_obs), noise, args.noise_clip,
-                                                          actor.action_scale, actor.action_low, actor.action_high)
-                    next_q = qf_target(torch.cat([b_next_obs, next_actions], 1))
-                    target = td3_target(b_rewards, b_terminated, next_q, args.gamma)
-                q = qf(obs_action)
-                qf_losses = (q - target).square().mean(1)
-                q_optimizer.zero_grad()
-                qf_losses.sum().backward()
-                q_optimizer.step()
-
-                if updates % args.policy_frequency == 0:
-                    b_obs = obs_action[:, :obs_dim]
-                    # Q_1 alone, with detached weights: gradients reach the actor, not the critic.
-                    q1_layers = [(w[:1], b[:1]) for w, b in qf.layers(detach=True)]
-                    actor_loss = -qf(torch.cat([b_obs, actor(b_obs)], 1), q1_layers).mean()
-                    actor_optimizer.zero_grad()
-                    actor_loss.backward()
-                    actor_optimizer.step()
-                    polyak_update(actor_target.parameters(), actor.parameters(), args.tau)
-                    polyak_update(qf_target.parameters(), qf.parameters(), args.tau)
-                    stats = (qf_losses.detach(), q[0].detach().mean(), actor_loss.detach())
-
-            # ---- logging: every 100 gradient steps, the only host syncs of the loop
-            if stats is not None and updates - last_log >= 100:
-                last_log = updates
-                (qf1_loss, qf2_loss), qf1_values, actor_loss_v = stats[0].tolist(), *(float(s) for s in stats[1:])
-                sps = int(global_step / (time.time() - start_time))
-                logger.log(global_step, {"losses/qf1_loss": qf1_loss, "losses/qf2_loss": qf2_loss,
-                                         "losses/qf1_values": qf1_values, "losses/actor_loss": actor_loss_v,
-                                         "charts/SPS": sps})
-            if time.time() - last_print > 2.0 or global_step >= args.total_timesteps:
-                last_print = time.time()
-                sps = int(global_step / (time.time() - start_time))
-                recent = np.mean([r for _, r in episodic_returns[-10:]]) if episodic_returns else float("nan")
-                eta = (args.total_timesteps - global_step) / max(sps, 1)
-                print(f"step {global_step:>9,}/{args.total_timesteps:,} | {sps:>6,} SPS | "
-                      f"return (last 10) {recent:8.2f} | ETA {eta:5.0f}s", flush=True)
-    except KeyboardInterrupt:
-        interrupted = True
-        print(f"interrupted at step {global_step:,}: metrics so far are in {run_dir}", flush=True)
-    finally:
-        envs.close()
-        if args.save_model:
-            nets = {"actor": actor, "actor_target": actor_target, "qf": qf, "qf_target": qf_target}
-            save_checkpoint(os.path.join(run_dir, "model.pt"), nets, args, dims)
-        if interrupted or not args.eval_episodes:
-            logger.close()
-    if not interrupted and args.eval_episodes:
-        eval_returns = evaluate(actor, args.env_id, args.eval_episodes, eval_seed, device)
-        for r in eval_returns:
-            logger.log(global_step, {"eval/episodic_return": r})
-        print(f"evaluation: mean return {np.mean(eval_returns):.2f} over {len(eval_returns)} noiseless episodes")
-        logger.close()
-    return {"run_dir": run_dir, "episodic_returns": episodic_returns, "eval_returns": eval_returns, "actor": actor,
-            "qf": qf, "qf_target": qf_target, "replay_buffer": rb}
+    returns = [float(env.return_queue[0]) for env in envs.envs]
+    for r in returns:
+        run.log(global_step, {"eval/episodic_return": r})
+    return returns
 
 
 if __name__ == "__main__":

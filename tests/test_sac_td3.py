@@ -1,5 +1,8 @@
-"""sac.py and td3.py: the squashed Gaussian, the targets, polyak, the replay buffer, and short trainings.
-Tests that hold for both scripts are parametrized over them; Ctrl-C and --help also cover ppo_continuous.py."""
+"""sac.py and td3.py: the squashed Gaussian, the targets, the losses, polyak, the replay buffer, and short trainings.
+Tests that hold for both scripts are parametrized over them; Ctrl-C, a missing MuJoCo and --help also cover
+ppo_continuous.py."""
+import collections
+import copy
 import dataclasses
 import math
 import sys
@@ -10,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 import tyro
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 import ppo_continuous
 import sac
@@ -17,7 +21,8 @@ import td3
 from helpers import DEVICES, assert_finite_scalars, read_args, read_metrics
 
 SCRIPTS = [pytest.param(sac, id="sac"), pytest.param(td3, id="td3")]
-LOSSES = ["losses/qf1_loss", "losses/qf2_loss", "losses/qf1_values", "losses/actor_loss", "charts/SPS"]
+LOSSES = ["losses/qf1_loss", "losses/qf2_loss", "losses/qf1_values", "losses/grad_norm", "losses/actor_loss",
+          "losses/actor_grad_norm", "charts/SPS"]
 
 
 def tiny_args(mod, **overrides):
@@ -26,6 +31,10 @@ def tiny_args(mod, **overrides):
               buffer_size=1000, eval_episodes=1, cuda=False)
     kw.update(overrides)
     return mod.Args(**kw)
+
+
+def n_params(*modules) -> int:
+    return sum(p.numel() for m in modules for p in m.parameters())
 
 
 # ---------------------------------------------------------------- tanh-squashed Gaussian (SAC)
@@ -58,16 +67,19 @@ def test_squashed_samples_follow_their_log_prob():
     low, high, mean, log_std = -1.0, 3.0, 0.4, math.log(0.8)
     scale, bias = torch.tensor([(high - low) / 2]), torch.tensor([(high + low) / 2])
     n = 400_000
-    actions, _ = sac.squashed_gaussian(torch.full((n, 1), mean), torch.full((n, 1), log_std), torch.randn(n, 1), scale, bias)
+    actions, _ = sac.squashed_gaussian(torch.full((n, 1), mean), torch.full((n, 1), log_std), torch.randn(n, 1),
+                                       scale, bias)
     edges = np.linspace(low, high, 41)
     empirical = np.histogram(actions.numpy()[:, 0], bins=edges)[0] / n
     # density on a fine grid: recover the noise that produces each grid action, then ask for its log-prob
     grid = torch.linspace(low + 1e-4, high - 1e-4, 40_001, dtype=torch.float64)[:, None]
     u = torch.atanh((grid - bias.double()) / scale.double())
     noise = (u - mean) / math.exp(log_std)
-    _, log_prob = sac.squashed_gaussian(torch.full_like(u, mean), torch.full_like(u, log_std), noise, scale.double(), bias.double())
+    _, log_prob = sac.squashed_gaussian(torch.full_like(u, mean), torch.full_like(u, log_std), noise, scale.double(),
+                                        bias.double())
     density, g = log_prob.exp().numpy(), grid[:, 0].numpy()
-    predicted = [np.trapezoid(density[(g >= a) & (g <= b)], g[(g >= a) & (g <= b)]) for a, b in zip(edges[:-1], edges[1:])]
+    bins = [(g >= a) & (g <= b) for a, b in zip(edges[:-1], edges[1:])]
+    predicted = [np.trapezoid(density[in_bin], g[in_bin]) for in_bin in bins]
     assert abs(np.trapezoid(density, g) - 1.0) < 2e-3  # a density over the bounds
     np.testing.assert_allclose(empirical, predicted, atol=2.5e-3)
 
@@ -101,9 +113,9 @@ def test_actor_actions_rescaled_to_asymmetric_bounds(mod):
 # ---------------------------------------------------------------- targets and polyak
 def test_sac_target_by_hand():
     rewards, terminated = torch.tensor([1.0, -2.0, 0.5]), torch.tensor([0.0, 1.0, 0.0])
-    next_q = torch.tensor([[5.0, 3.0, -1.0], [4.0, 7.0, -2.0]])
+    next_q1, next_q2 = torch.tensor([5.0, 3.0, -1.0]), torch.tensor([4.0, 7.0, -2.0])
     next_log_prob = torch.tensor([0.5, -1.0, 2.0])
-    y = sac.sac_target(rewards, terminated, next_q, next_log_prob, alpha=0.2, gamma=0.9)
+    y = sac.sac_target(rewards, terminated, next_q1, next_q2, next_log_prob, alpha=0.2, gamma=0.9)
     # 1 + 0.9 * (min(5, 4) - 0.2 * 0.5);  terminated: -2;  0.5 + 0.9 * (min(-1, -2) - 0.2 * 2)
     torch.testing.assert_close(y, torch.tensor([1 + 0.9 * 3.9, -2.0, 0.5 + 0.9 * -2.4]))
 
@@ -116,8 +128,7 @@ def test_td3_smoothed_clipped_double_q_target_by_hand():
     # noise clipped to [0.3, 0.4], [-0.5, -0.1], times scale [2, 1]: [1.1, 2.3 -> 2.0], [-2.9 -> -2.0, 0.1]
     torch.testing.assert_close(a, torch.tensor([[1.1, 2.0], [-2.0, 0.1]]))
     # Q'_i(s', a') = sum(a') + c_i with c = (0.5, -0.3): the min picks the second critic
-    next_q = torch.stack([a.sum(1) + 0.5, a.sum(1) - 0.3])
-    y = td3.td3_target(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]), next_q, gamma=0.99)
+    y = td3.td3_target(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]), a.sum(1) + 0.5, a.sum(1) - 0.3, gamma=0.99)
     torch.testing.assert_close(y, torch.tensor([1.0 + 0.99 * (3.1 - 0.3), 0.0]))
 
 
@@ -133,27 +144,82 @@ def test_polyak_update_exact(mod, tau):
         torch.testing.assert_close(t, e, rtol=0, atol=1e-12)
 
 
+# ---------------------------------------------------------------- the losses
 @pytest.mark.parametrize("mod", SCRIPTS)
-def test_q_ensemble_equals_independent_mlps(mod):
+def test_critic_loss_is_the_sum_of_the_two_mses_and_trains_only_the_critics(mod):
+    q1 = torch.tensor([1.0, 2.0, -1.0], requires_grad=True)
+    q2 = torch.tensor([0.0, 4.0, 1.0], requires_grad=True)
+    y = torch.tensor([0.5, 3.0, 0.0])
+    loss = mod.critic_loss(q1, q2, y)
+    loss.backward()
+    # errors q1 - y = (0.5, -1, -1) and q2 - y = (-0.5, 1, 1): (0.25 + 1 + 1) / 3 twice
+    assert loss.item() == pytest.approx(2 * 2.25 / 3)
+    # d/dq_i = 2 (q_i - y) / n: each critic is pulled by its own error only
+    torch.testing.assert_close(q1.grad, torch.tensor([1.0, -2.0, -2.0]) / 3)
+    torch.testing.assert_close(q2.grad, torch.tensor([-1.0, 2.0, 2.0]) / 3)
+    # a target that still carries a graph (through a target critic and the actor) trains neither of them
     torch.manual_seed(0)
-    qf = mod.QEnsemble(3, 2, 8)
-    x = torch.randn(5, 5, requires_grad=True)
-    q = qf(x)
-    for i in range(2):
-        w1, w2, w3 = (w[i] for w in qf.weights)
-        b1, b2, b3 = (b[i, 0] for b in qf.biases)
-        ref = torch.relu(torch.relu(x @ w1 + b1) @ w2 + b2) @ w3 + b3
-        torch.testing.assert_close(q[i], ref[:, 0])
-    assert not torch.equal(q[0], q[1])  # independently initialized members
-    # detached layers: the gradient reaches the input, never the critic's weights
-    qf(x, qf.layers(detach=True)).sum().backward()
-    assert x.grad is not None and all(p.grad is None for p in qf.parameters())
+    actor = mod.Actor(3, 1, 8, np.array([-1.0]), np.array([1.0]))
+    qf1, qf2, qf_target = (mod.QNetwork(3, 1, 8) for _ in range(3))
+    obs, actions = torch.randn(5, 3), torch.rand(5, 1)
+    y = 1.0 + 0.9 * qf_target(obs, actor.act_deterministic(obs))
+    mod.critic_loss(qf1(obs, actions), qf2(obs, actions), y).backward()
+    assert all(p.grad is None for p in [*actor.parameters(), *qf_target.parameters()])
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in [*qf1.parameters(), *qf2.parameters()])
+
+
+def test_td3_actor_loss_is_minus_q1_of_the_actors_action():
+    # Q_1(s, a) = c . a and a linear actor mu(s) = s W: L = -mean_n c . (s_n W), dL/dW = -outer(mean_n s_n, c)
+    obs = torch.tensor([[1.0, 2.0], [3.0, -1.0]])
+    w = torch.tensor([[0.5, -1.0, 0.0], [2.0, 0.3, 1.0]], requires_grad=True)
+    c = torch.tensor([1.0, -2.0, 0.5])
+    loss = td3.actor_loss(lambda s, a: a @ c, lambda s: s @ w, obs)
+    loss.backward()
+    # mu(s_1) = (4.5, -0.4, 2), c . mu = 6.3;  mu(s_2) = (-0.5, -3.3, -1), c . mu = 5.6
+    assert loss.item() == pytest.approx(-(6.3 + 5.6) / 2)
+    torch.testing.assert_close(w.grad, -torch.outer(torch.tensor([2.0, 0.5]), c))
+    # with the script's networks: the gradient reaches the actor, and the second critic is never used
+    torch.manual_seed(0)
+    actor, qf1, qf2 = td3.Actor(3, 2, 8, -np.ones(2), np.ones(2)), td3.QNetwork(3, 2, 8), td3.QNetwork(3, 2, 8)
+    td3.actor_loss(qf1, actor, torch.randn(6, 3)).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in actor.parameters())
+    assert all(p.grad is None for p in qf2.parameters())
+
+
+def test_sac_actor_loss_by_hand():
+    log_prob = torch.tensor([-1.0, 0.5, 2.0], requires_grad=True)
+    q1 = torch.tensor([3.0, -1.0, 0.0], requires_grad=True)
+    q2 = torch.tensor([2.0, 1.0, -4.0], requires_grad=True)
+    loss = sac.actor_loss(log_prob, q1, q2, alpha=torch.tensor(0.2))
+    loss.backward()
+    # min(Q_1, Q_2) = (2, -1, -4): mean(0.2 * (-1, 0.5, 2) - (2, -1, -4)) = mean(-2.2, 1.1, 4.4)
+    assert loss.item() == pytest.approx(1.1)
+    torch.testing.assert_close(log_prob.grad, torch.full((3,), 0.2 / 3))
+    torch.testing.assert_close(q1.grad, torch.tensor([0.0, -1.0, 0.0]) / 3)  # only where Q_1 is the smaller
+    torch.testing.assert_close(q2.grad, torch.tensor([-1.0, 0.0, -1.0]) / 3)
+
+
+@pytest.mark.parametrize("log_prob,direction", [([3.0, 2.5], +1), ([0.0, 1.0], -1)])
+def test_sac_alpha_loss_moves_alpha_toward_the_target_entropy(log_prob, direction):
+    """Target entropy -2; the entropy estimate -mean(log pi) is -2.75 in the first case (below the target: alpha
+    must rise) and -0.5 in the second (above it: alpha must fall)."""
+    log_alpha = torch.tensor(math.log(0.5), requires_grad=True)
+    log_prob = torch.tensor(log_prob, requires_grad=True)
+    loss = sac.alpha_loss(log_alpha, log_prob, target_entropy=-2.0)
+    loss.backward()
+    gap = float(np.mean(log_prob.detach().numpy()) - 2.0)  # mean(log pi + target_entropy)
+    assert loss.item() == pytest.approx(-0.5 * gap)
+    assert log_alpha.grad.item() == pytest.approx(-0.5 * gap)  # d/dlog_alpha of -exp(log_alpha) * gap
+    assert log_prob.grad is None  # the loss trains alpha, never the actor
+    before = log_alpha.item()
+    torch.optim.SGD([log_alpha], lr=0.1).step()
+    assert np.sign(log_alpha.item() - before) == direction
 
 
 # ---------------------------------------------------------------- replay buffer
 def rows(values, obs_dim=2, act_dim=1):
     v = np.asarray(values, dtype=np.float32)
-    return (np.repeat(v[:, None], obs_dim, 1), np.repeat(v[:, None], act_dim, 1), v, np.zeros_like(v),
+    return (np.repeat(v[:, None], obs_dim, 1), np.repeat(v[:, None], act_dim, 1) - 0.25, v, v % 2,
             np.repeat(v[:, None], obs_dim, 1) + 0.5)
 
 
@@ -165,32 +231,34 @@ def test_replay_buffer_wraps_around(mod):
     assert (rb.size, rb.pos) == (5, 0)
     rb.add(*rows([6, 7, 8]))  # a batch that wraps: slots 0, 1, 2 are overwritten, 3 and 4 keep 4 and 5
     assert (rb.size, rb.pos) == (5, 3)
-    np.testing.assert_array_equal(rb.data[:, 3].numpy(), [6, 7, 8, 4, 5])  # the reward column
-    np.testing.assert_array_equal(rb.data[:, -1].numpy(), [6.5, 7.5, 8.5, 4.5, 5.5])  # next_obs
+    np.testing.assert_array_equal(rb.rewards.numpy(), [6, 7, 8, 4, 5])
+    np.testing.assert_array_equal(rb.next_obs[:, 1].numpy(), [6.5, 7.5, 8.5, 4.5, 5.5])
     rb.add(*rows([9, 10, 11]))  # wraps past the end
-    np.testing.assert_array_equal(rb.data[:, 3].numpy(), [11, 7, 8, 9, 10])
+    np.testing.assert_array_equal(rb.rewards.numpy(), [11, 7, 8, 9, 10])
+    np.testing.assert_array_equal(rb.terminated.numpy(), [1, 1, 0, 1, 0])
 
 
 @pytest.mark.parametrize("mod", SCRIPTS)
-def test_replay_buffer_samples_only_filled_slots(mod):
+def test_replay_buffer_samples_whole_rows_from_filled_slots_only(mod):
     torch.manual_seed(0)
     rb = mod.ReplayBuffer(100, 2, 1, torch.device("cpu"))
     rb.add(*rows(np.arange(1, 11)))
-    obs_action, rewards, terminated, next_obs = rb.sample(5000)
+    obs, actions, rewards, terminated, next_obs = rb.sample(5000)
     assert set(rewards.tolist()) == set(range(1, 11))  # every filled slot, nothing else (empty slots hold 0)
-    torch.testing.assert_close(obs_action[:, 0], rewards)
+    torch.testing.assert_close(obs[:, 0], rewards)  # every field of a sampled row belongs to the same transition
+    torch.testing.assert_close(actions[:, 0], rewards - 0.25)
+    torch.testing.assert_close(terminated, rewards % 2)
     torch.testing.assert_close(next_obs[:, 1], rewards + 0.5)
-    assert obs_action.shape == (5000, 3) and next_obs.shape == (5000, 2) and not terminated.any()
+    assert (obs.shape, actions.shape, next_obs.shape) == ((5000, 2), (5000, 1), (5000, 2))
 
 
 @pytest.mark.parametrize("mod", SCRIPTS)
 def test_truncation_stores_true_final_obs_and_no_terminated(mod):
     """Pendulum truncates at 200 steps and never terminates. Replaying the stored actions in a fresh env seeded
     like the run reproduces the stored final observation of the first episode; the next row starts a new one."""
-    out = mod.main(tiny_args(mod, total_timesteps=260, learning_starts=1000, eval_episodes=0))
-    data = out["replay_buffer"].data[:260].numpy()
-    obs, actions, terminated, next_obs = data[:, :3], data[:, 3:4], data[:, 5], data[:, 6:]
-    assert not terminated.any()
+    rb = mod.main(tiny_args(mod, total_timesteps=260, learning_starts=1000, eval_episodes=0))["replay_buffer"]
+    obs, actions, next_obs = rb.obs[:260].numpy(), rb.actions[:260].numpy(), rb.next_obs[:260].numpy()
+    assert not rb.terminated.any()
     same_episode = np.arange(259) != 199  # s' of row t is s of row t + 1, except across the time limit
     np.testing.assert_array_equal(next_obs[:-1][same_episode], obs[1:][same_episode])
     env = gym.make("Pendulum-v1")
@@ -199,6 +267,42 @@ def test_truncation_stores_true_final_obs_and_no_terminated(mod):
         o, *_ = env.step(a)
     np.testing.assert_allclose(next_obs[199], o, rtol=1e-6)
     assert not np.allclose(next_obs[199], obs[200])  # the reset observation did not replace it
+
+
+# ---------------------------------------------------------------- test environments
+class ContinuousTestEnv(gym.Env):
+    """Reward 1 per step, observations drawn from `observation_space`; optionally an unbounded action space, or
+    Ctrl-C after `interrupt_after` steps."""
+
+    def __init__(self, low: float = -1.0, interrupt_after: int | None = None,
+                 observation_space: gym.Space = gym.spaces.Box(-1.0, 1.0, (2,))):
+        self.observation_space = copy.deepcopy(observation_space)  # its own sampler, seeded by reset
+        self.action_space = gym.spaces.Box(low, -low, (1,))
+        self.interrupt_after, self.calls = interrupt_after, 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        if seed is not None:
+            self.observation_space.seed(seed)
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        self.calls += 1
+        if self.interrupt_after is not None and self.calls > self.interrupt_after:
+            raise KeyboardInterrupt  # what Ctrl-C raises in the main thread
+        return self.observation_space.sample(), 1.0, False, False, {}
+
+
+def register_test_env(env_id: str, max_episode_steps: int | None = None, **kwargs) -> None:
+    gym.register(env_id, entry_point=lambda: ContinuousTestEnv(**kwargs), max_episode_steps=max_episode_steps)
+
+
+register_test_env("UnboundedActionTest-v0", low=-np.inf)
+register_test_env("InterruptTest-v0", 5, interrupt_after=300)
+register_test_env("MatrixObsTest-v0", 50, observation_space=gym.spaces.Box(0.0, 1.0, (3, 3)))
+register_test_env("DiscreteObsTest-v0", 50, observation_space=gym.spaces.Discrete(4))
+register_test_env("ImageObsTest-v0", observation_space=gym.spaces.Box(0, 255, (16, 16, 3), np.uint8))
+register_test_env("DictObsTest-v0", observation_space=gym.spaces.Dict({"x": gym.spaces.Box(-1.0, 1.0, (2,))}))
 
 
 # ---------------------------------------------------------------- training runs
@@ -210,12 +314,24 @@ def test_smoke_training_logs_finite_scalars(mod, env_id):
     metrics = read_metrics(out["run_dir"])
     names = LOSSES + ["charts/episodic_return", "charts/episodic_length", "eval/episodic_return"]
     assert_finite_scalars(metrics, names + (["losses/alpha"] if mod is sac else []))
+    assert all(v > 0 for _, v in metrics["losses/grad_norm"] + metrics["losses/actor_grad_norm"])
     assert read_args(out["run_dir"])["env_id"] == env_id
     assert [s for s, _ in metrics["losses/qf1_loss"]][0] > args.learning_starts
     if env_id == "Hopper-v5":  # random actions make Hopper fall: each fall is one terminated row
         rb = out["replay_buffer"]
-        term = rb.data[:rb.size, rb.obs_dim + rb.act_dim + 1].numpy()
-        assert term.sum() == sum(1 for s, _ in out["episodic_returns"]) > 0
+        assert rb.terminated[:rb.size].sum().item() == len(out["episodic_returns"]) > 0
+
+
+@pytest.mark.parametrize("mod", SCRIPTS)
+@pytest.mark.parametrize("env_id,obs_dim", [("MatrixObsTest-v0", 9), ("DiscreteObsTest-v0", 4)])
+def test_matrix_and_discrete_observations_are_flattened_and_train(mod, env_id, obs_dim):
+    out = mod.main(tiny_args(mod, env_id=env_id, total_timesteps=200, learning_starts=50, eval_episodes=2))
+    rb = out["replay_buffer"]
+    assert rb.obs.shape[1] == obs_dim and rb.size == 200
+    if env_id == "DiscreteObsTest-v0":  # one-hot
+        assert set(rb.obs[:rb.size].flatten().tolist()) == {0.0, 1.0} and (rb.obs[:rb.size].sum(1) == 1).all()
+    assert_finite_scalars(read_metrics(out["run_dir"]), LOSSES)  # 150 gradient steps: logged at the 100th
+    assert out["eval_returns"] == [50.0, 50.0]  # reward 1 for the 50 steps of each evaluation episode
 
 
 @pytest.mark.parametrize("autotune", [True, False])
@@ -226,6 +342,23 @@ def test_sac_alpha_is_tuned_or_fixed(autotune):
         assert all(a != 0.3 for a in alphas)  # moved by its own gradient steps
     else:
         assert alphas == [pytest.approx(0.3)] * len(alphas)
+
+
+@pytest.mark.parametrize("mod,autotune", [(sac, True), (sac, False), (td3, None)])
+def test_policy_frequency_delays_the_actor(mod, autotune):
+    """149 gradient steps with --policy-frequency 3: the critics step every time; SAC's actor and alpha 3 times at
+    every 3rd step (147), TD3's actor once (49). Optimizers are told apart by their parameter counts."""
+    steps = collections.Counter()
+    hook = register_optimizer_step_post_hook(
+        lambda opt, *_: steps.update([sum(p.numel() for g in opt.param_groups for p in g["params"])]))
+    try:
+        extra = {} if autotune is None else dict(autotune=autotune)
+        out = mod.main(tiny_args(mod, learning_starts=151, policy_frequency=3, eval_episodes=0, **extra))
+    finally:
+        hook.remove()
+    critics, actor = n_params(out["qf1"], out["qf2"]), n_params(out["agent"])
+    expected = {critics: 149, actor: 147 if mod is sac else 49} | ({1: 147} if autotune else {})
+    assert dict(steps) == expected
 
 
 @pytest.mark.parametrize("mod", SCRIPTS)
@@ -241,7 +374,7 @@ def test_num_envs_counts_environment_steps(mod):
 def test_seeded_runs_are_reproducible(mod):
     a, b = (mod.main(tiny_args(mod, total_timesteps=250, learning_starts=100, eval_episodes=0)) for _ in range(2))
     assert a["episodic_returns"] == b["episodic_returns"] and len(a["episodic_returns"]) == 1
-    for p, q in zip(a["actor"].parameters(), b["actor"].parameters()):
+    for p, q in zip(a["agent"].parameters(), b["agent"].parameters()):
         assert torch.equal(p, q)
 
 
@@ -251,10 +384,13 @@ def test_saved_model_reloads_and_acts_identically(mod, cuda):
     out = mod.main(tiny_args(mod, save_model=True, eval_episodes=2, cuda=cuda))
     model = f"{out['run_dir']}/model.pt"
     loaded = mod.main(tiny_args(mod, load_model=model, eval_episodes=2, cuda=cuda))
+    # Exact equality holds only because both evaluations run the same code (evaluate, act_deterministic) on the
+    # same weights, environments and seeds: bitwise identical by construction, not by tolerance.
     assert loaded["eval_returns"] == out["eval_returns"]
     assert read_metrics(loaded["run_dir"])["eval/episodic_return"]
-    obs = torch.randn(16, 3, device=out["actor"].action_scale.device)
-    torch.testing.assert_close(loaded["actor"].act_deterministic(obs), out["actor"].act_deterministic(obs), rtol=0, atol=0)
+    obs = torch.randn(16, 3, device=out["agent"].action_scale.device)
+    assert torch.equal(loaded["agent"].act_deterministic(obs), out["agent"].act_deterministic(obs))
+    runs = sorted(Path("runs").iterdir())
     other = td3 if mod is sac else sac
     with pytest.raises(ValueError, match="was not saved by"):
         other.main(tiny_args(other, load_model=model))
@@ -262,58 +398,46 @@ def test_saved_model_reloads_and_acts_identically(mod, cuda):
         mod.main(tiny_args(mod, env_id="MountainCarContinuous-v0", load_model=model))
     with pytest.raises(ValueError, match="does not exist"):
         mod.main(tiny_args(mod, load_model="nowhere/model.pt"))
+    assert sorted(Path("runs").iterdir()) == runs  # refused before a run directory was made
 
 
-class ContinuousTestEnv(gym.Env):
-    """Zero observations, reward 1; optionally an unbounded action space, or Ctrl-C after `interrupt_after` steps."""
-    observation_space = gym.spaces.Box(-1.0, 1.0, (2,))
-
-    def __init__(self, low: float = -1.0, interrupt_after: int | None = None):
-        self.action_space = gym.spaces.Box(low, -low, (1,))
-        self.interrupt_after, self.calls = interrupt_after, 0
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        return np.zeros(2, np.float32), {}
-
-    def step(self, action):
-        self.calls += 1
-        if self.interrupt_after is not None and self.calls > self.interrupt_after:
-            raise KeyboardInterrupt  # what Ctrl-C raises in the main thread
-        return np.zeros(2, np.float32), 1.0, False, False, {}
+def bad(mod, overrides: dict, message: str):
+    name = "-".join([mod.__name__, *(f"{k}={v}" for k, v in overrides.items())])
+    return pytest.param(mod, overrides, message, id=name)
 
 
-gym.register("UnboundedActionTest-v0", entry_point=lambda: ContinuousTestEnv(low=-np.inf))
-gym.register("InterruptTest-v0", entry_point=lambda: ContinuousTestEnv(interrupt_after=300), max_episode_steps=5)
-
-
-@pytest.mark.parametrize("mod", SCRIPTS)
-@pytest.mark.parametrize("overrides,message", [
-    (dict(env_id="CartPole-v1"), "needs a continuous \\(Box\\) action space"),
+COMMON_BAD_ARGS = [
+    (dict(env_id="CartPole-v1"), "needs a continuous \\(1-D Box\\) action space"),
     (dict(env_id="UnboundedActionTest-v0"), "unbounded action space"),
-    (dict(env_id="NoSuchEnv-v9"), "unknown environment id"),
+    (dict(env_id="NoSuchEnv-v9"), "cannot make environment 'NoSuchEnv-v9'"),
+    (dict(env_id="ImageObsTest-v0"), "image observations .* a2c_atari.py"),
+    (dict(env_id="DictObsTest-v0"), "takes Box or Discrete observations"),
     (dict(tau=0.0), "--tau must be in"),
     (dict(batch_size=0), "--batch-size must be at least 1"),
+    (dict(policy_frequency=0), "--policy-frequency must be at least 1"),
     (dict(eval_episodes=-1), "--eval-episodes must be 0 or more"),
-])
-def test_bad_arguments_fail_with_a_clear_message(mod, overrides, message):
+]
+BAD_ARGS = [bad(mod, o, msg) for mod in (sac, td3) for o, msg in COMMON_BAD_ARGS] + [
+    bad(sac, dict(q_lr=0.0), "--q-lr and --alpha must be positive"),
+    bad(sac, dict(alpha=-0.1), "--q-lr and --alpha must be positive"),
+    bad(td3, dict(learning_rate=0.0), "--learning-rate must be positive"),
+    bad(td3, dict(noise_clip=-0.5), "--noise-clip and --exploration-noise must be 0"),
+]
+
+
+@pytest.mark.parametrize("mod,overrides,message", BAD_ARGS)
+def test_bad_arguments_fail_with_a_clear_message_and_leave_no_run(mod, overrides, message):
     with pytest.raises(ValueError, match=message):
         mod.main(tiny_args(mod, **overrides))
+    assert not Path("runs").exists()
 
 
-@pytest.mark.parametrize("mod,lr_flag", [(sac, "q_lr"), (td3, "learning_rate")])
-def test_non_positive_learning_rate_is_refused(mod, lr_flag):
-    with pytest.raises(ValueError, match="must be positive"):
-        mod.check_args(tiny_args(mod, **{lr_flag: 0.0}))
-
-
-
-
-# ---------------------------------------------------------------- Ctrl-C, --help, MuJoCo: the three scripts of issue 3
+# ---------------------------------------------------------------- Ctrl-C, a missing MuJoCo, --help: continuous scripts
 @pytest.mark.parametrize("mod,overrides", [
     pytest.param(sac, dict(learning_starts=100), id="sac"),
     pytest.param(td3, dict(learning_starts=100), id="td3"),
-    pytest.param(ppo_continuous, dict(num_envs=1, num_steps=64, num_minibatches=2, update_epochs=1), id="ppo_continuous"),
+    pytest.param(ppo_continuous, dict(num_envs=1, num_steps=64, num_minibatches=2, update_epochs=1),
+                 id="ppo_continuous"),
 ])
 def test_ctrl_c_stops_cleanly_and_keeps_metrics_and_model(mod, overrides):
     """The env raises KeyboardInterrupt on its 301st step: training stops without an exception, with the 60
@@ -328,17 +452,19 @@ def test_ctrl_c_stops_cleanly_and_keeps_metrics_and_model(mod, overrides):
     assert (Path(out["run_dir"]) / "model.pt").is_file()
 
 
-ISSUE3 = [pytest.param(m, id=m.__name__) for m in (sac, td3, ppo_continuous)]
+CONTINUOUS_SCRIPTS = [pytest.param(m, id=m.__name__) for m in (sac, td3, ppo_continuous)]
 
 
-@pytest.mark.parametrize("mod", ISSUE3)
+@pytest.mark.parametrize("mod", CONTINUOUS_SCRIPTS)
 def test_missing_mujoco_names_the_pip_command(mod, monkeypatch):
     monkeypatch.setitem(sys.modules, "mujoco", None)  # makes `import mujoco` raise ImportError
+    for name in [n for n in sys.modules if n.startswith("gymnasium.envs.mujoco")]:
+        monkeypatch.delitem(sys.modules, name)  # an earlier test's import must not hide the missing package
     with pytest.raises(ValueError, match='pip install "gymnasium\\[mujoco\\]"'):
         mod.check_args(mod.Args(env_id="Hopper-v5"))
 
 
-@pytest.mark.parametrize("mod", ISSUE3)
+@pytest.mark.parametrize("mod", CONTINUOUS_SCRIPTS)
 def test_help_lists_every_flag_with_its_docstring(mod, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     with pytest.raises(SystemExit) as exit_info:  # what `python X.py --help` runs, in-process

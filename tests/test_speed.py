@@ -131,7 +131,7 @@ def test_on_policy_sb3_arguments_agree_with_our_args_and_networks(algo):
         assert (agent.actor_logstd == pk["log_std_init"]).all()
         vn = cfg.vec_normalize
         assert (vn["norm_obs"], vn["norm_reward"], vn["gamma"]) == (args.norm_obs, args.norm_reward, args.gamma)
-        clipped = speed.ppo_continuous.RunningMeanStd((1,)).normalize(np.array([[1e9], [-1e9]]))
+        clipped = speed.ppo_continuous.normalize_obs(speed.ppo_continuous.RunningMeanStd(shape=(1,)), np.array([[1e9], [-1e9]]))
         assert clipped[:, 0].tolist() == [vn["clip_obs"], -vn["clip_obs"]]
     assert mlp_shape(actor) == (pk["net_arch"]["pi"], {pk["activation_fn"]})
     assert mlp_shape(critic) == (pk["net_arch"]["vf"], {pk["activation_fn"]})
@@ -165,10 +165,10 @@ def test_off_policy_sb3_arguments_agree_with_our_args_and_networks(algo):
     env = gym.make(args.env_id)
     space = env.action_space
     actor = speed.MODULES[algo].Actor(env.observation_space.shape[0], space.shape[0], args.hidden_size, space.low, space.high)
-    qf = speed.MODULES[algo].QEnsemble(env.observation_space.shape[0], space.shape[0], args.hidden_size)
+    qf = speed.MODULES[algo].QNetwork(env.observation_space.shape[0], space.shape[0], args.hidden_size)
     widths, acts = mlp_shape(actor.net)
     assert widths == kw["policy_kwargs"]["net_arch"] and kw["policy_kwargs"]["activation_fn"] in acts
-    assert [w.shape[-1] for w in qf.weights][:-1] == kw["policy_kwargs"]["net_arch"] and qf.n == 2
+    assert mlp_shape(qf.net) == (kw["policy_kwargs"]["net_arch"], {kw["policy_kwargs"]["activation_fn"]})
 
 
 # Tiny runs: our side at SETTINGS, counting optimizer steps (the number of gradient steps per rollout that the
@@ -188,6 +188,7 @@ def test_our_runs_take_the_stated_optimizer_steps_and_time_positive(algo):
         assert [k for _, _, k in counts] == [steps // speed.rollout_size(algo) * per_rollout]
     else:
         updates = steps - starts
-        assert sorted(k for _, _, k in counts) == sorted([updates, updates // s["policy_frequency"]])
+        actor_steps = [updates // s["policy_frequency"]] * (2 if algo == "sac" else 1)  # sac: the actor's and alpha's
+        assert sorted(k for _, _, k in counts) == sorted([updates, *actor_steps])
     assert all(math.isfinite(r) for r in returns)
     assert 0 < wall < 60 and 0 < cpu < 60 and math.isfinite(wall) and math.isfinite(cpu)
