@@ -2,18 +2,22 @@
 tuned on preference pairs of its own samples, with a frozen copy of itself as the reference.
 
 Direct Preference Optimization (Rafailov et al. 2023, arXiv:2305.18290) fits the policy to preference pairs
-(x, y_w, y_l) without a reward model or sampling during training. With the sequence log-probability
-log pi(y|x) (a sum over completion tokens up to and including the end token) and the log-ratio
-difference h = [log pi(y_w|x) - log pi_ref(y_w|x)] - [log pi(y_l|x) - log pi_ref(y_l|x)], --loss-type picks
+(x, y_w, y_l) without a reward model or sampling during training. --loss-type picks the loss; each line is the
+function on its right:
 
-    sigmoid  -log sigmoid(beta h)          DPO: the Bradley-Terry likelihood of the implicit reward
-                                           r(x, y) = beta log pi(y|x) / pi_ref(y|x); its minimizer over all
-                                           policies is pi(y|x) proportional to pi_ref(y|x) exp(r(x, y) / beta)
-    ipo      (h - 1 / (2 beta))^2         IPO (Azar et al. 2023, arXiv:2310.12036): regress h to a finite target
-    hinge    max(0, 1 - beta h)           SLiC-style hinge (Zhao et al. 2023)
+    log pi(y|x) = sum of log pi(y_t | x, y_<t) over y up to and including its end token      sequence_logprobs
+    h = [log pi(y_w|x) - log pi_ref(y_w|x)] - [log pi(y_l|x) - log pi_ref(y_l|x)]            dpo_loss
+    sigmoid:  L = -log sigmoid(beta h)                                                       dpo_loss
+    ipo:      L = (h - 1 / (2 beta))^2                                                       dpo_loss
+    hinge:    L = max(0, 1 - beta h)                                                         dpo_loss
+    y_w, y_l = a prompt's first best and first worst sample (none if all tie)                preference_pairs
 
-plus --sft-weight times the per-token NLL of y_w (the RPO remedy, Pang et al. 2024, arXiv:2404.19733).
-The logged `rewards/chosen` / `rewards/rejected` are the implicit rewards beta (log pi - log pi_ref).
+`sigmoid` is DPO: the Bradley-Terry likelihood of the implicit reward r(x, y) = beta log pi(y|x) / pi_ref(y|x),
+whose minimizer over all policies is pi(y|x) proportional to pi_ref(y|x) exp(r(x, y) / beta); `ipo` is IPO
+(Azar et al. 2023, arXiv:2310.12036), which regresses h to a finite target; `hinge` the SLiC-style hinge (Zhao
+et al. 2023). --sft-weight adds that weight times the per-token NLL of y_w (the RPO remedy, Pang et al. 2024,
+arXiv:2404.19733). The logged `rewards/chosen` and `rewards/rejected` are the implicit rewards beta (log pi -
+log pi_ref) of y_w and y_l.
 
 Over-optimization and likelihood displacement: the loss only asks that y_w gain on y_l *relative to the
 reference*; it is as happy to push both down, as long as y_l falls faster. With a small beta and many
@@ -33,11 +37,13 @@ Task `sort` (default): prompt "^abcd=", completion the four digits ascending and
 with a target 0..27, completion three digits summing to it and "$".
 
 Run: python dpo_toy.py            (about a minute on 2 CPU cores)
+     (evaluate a saved model: --load-model runs/.../model.pt)
 """
 
 # ---------------------------------------------------------------- imports
+import contextlib
 import copy
-import csv
+import itertools
 import json
 import os
 import random
@@ -55,70 +61,59 @@ import tyro
 # ---------------------------------------------------------------- arguments
 @dataclass
 class Args:
-    exp_name: str = "dpo_toy"
-    """the name of this experiment (part of the run directory's name)"""
-    seed: int = 1
-    """seed of random, numpy and torch (prompts, sampling, initialization)"""
-    torch_deterministic: bool = True
-    """set torch.backends.cudnn.deterministic"""
-    cuda: bool = True
-    """use CUDA when it is available"""
-    track: bool = False
-    """mirror the logged scalars to Weights & Biases"""
-    wandb_project_name: str = "actor-critic"
-    """the wandb project name"""
-    wandb_entity: str | None = None
-    """the wandb entity (team)"""
-    save_model: bool = False
-    """save weights, model config and arguments to model.pt in the run directory"""
-    load_model: str | None = None
-    """path to a model.pt: evaluate it on the held-out prompts instead of training"""
-    runs_dir: str = "runs"
-    """where run directories are created"""
-    torch_threads: int = 1
-    """CPU threads for torch (0 keeps torch's default); one is fastest for this small model"""
+    exp_name: str = "dpo_toy"  # the name of this experiment (part of the run directory's name)
+    seed: int = 1  # seed of random, numpy and torch (prompts, sampling, initialization)
+    torch_deterministic: bool = True  # set torch.backends.cudnn.deterministic
+    cuda: bool = True  # use CUDA when it is available
+    track: bool = False  # mirror the logged scalars to Weights & Biases
+    wandb_project_name: str = "actor-critic"  # the wandb project name
+    wandb_entity: str | None = None  # the wandb entity (team or user)
+    save_model: bool = False  # save weights, model config and arguments to model.pt in the run directory
+    load_model: str | None = None  # path to a model.pt: evaluate it on the held-out prompts instead of training
+    runs_dir: str = "runs"  # where run directories are created
+    torch_threads: int = 1  # CPU threads for torch (0 keeps torch's default); one is fastest for this small model
 
-    task: Literal["sort", "sum"] = "sort"
-    """the synthetic task: `sort` (sort four digits) or `sum` (three digits summing to a target)"""
-    warmup_steps: int = 600
-    """supervised warm-up steps of the reference model on noisy labels"""
-    warmup_learning_rate: float = 1e-3
-    """learning rate of the warm-up"""
-    warmup_correct_frac: float = 0.4
-    """fraction of warm-up labels that are correct (the rest: a shuffle of the input / random digits)"""
-    num_train_prompts: int = 2048
-    """prompts from which preference pairs are sampled"""
-    samples_per_prompt: int = 4
-    """completions sampled from the reference per prompt to form a (correct, incorrect) pair"""
-    temperature: float = 1.0
-    """sampling temperature for the pairs and the sampled accuracy"""
-    loss_type: Literal["sigmoid", "ipo", "hinge"] = "sigmoid"
-    """the preference loss (see the module docstring)"""
-    beta: float = 0.5
-    """strength of the implicit KL regularization to the reference (0.1 is the common LLM default)"""
-    sft_weight: float = 0.0
-    """weight of the NLL of the chosen completion (RPO); 0 disables it"""
-    learning_rate: float = 2e-4
-    """Adam learning rate of the policy"""
-    num_epochs: int = 4
-    """passes over the preference pairs"""
-    batch_size: int = 64
-    """pairs per gradient step"""
-    max_grad_norm: float = 1.0
-    """the maximum norm for gradient clipping"""
-    eval_prompts: int = 256
-    """evaluation prompts for the true accuracies (with `sort`, never used for pairs)"""
-    eval_samples: int = 4
-    """samples per evaluation prompt for the sampled accuracy"""
-    d_model: int = 64
-    """transformer width"""
-    n_layer: int = 2
-    """transformer blocks"""
-    n_head: int = 4
-    """attention heads"""
+    task: Literal["sort", "sum"] = "sort"  # the synthetic task: `sort` (sort four digits) or `sum` (digits to a target)
+    warmup_steps: int = 600  # supervised warm-up steps of the reference model on noisy labels
+    warmup_learning_rate: float = 1e-3  # learning rate of the warm-up
+    warmup_correct_frac: float = 0.4  # fraction of warm-up labels that are correct (the rest: wrong digits)
+    num_train_prompts: int = 2048  # prompts from which preference pairs are sampled
+    samples_per_prompt: int = 4  # completions sampled from the reference per prompt to form a (correct, incorrect) pair
+    temperature: float = 1.0  # sampling temperature for the pairs and the sampled accuracy
+    loss_type: Literal["sigmoid", "ipo", "hinge"] = "sigmoid"  # the preference loss (see the module docstring)
+    beta: float = 0.5  # strength of the implicit KL regularization to the reference (0.1 is the common LLM default)
+    sft_weight: float = 0.0  # weight of the NLL of the chosen completion (RPO); 0 disables it
+    learning_rate: float = 2e-4  # Adam learning rate of the policy
+    num_epochs: int = 4  # passes over the preference pairs
+    batch_size: int = 64  # pairs per gradient step
+    max_grad_norm: float = 1.0  # the maximum norm for gradient clipping
+    eval_prompts: int = 256  # evaluation prompts for the true accuracies (with `sort`, never used for pairs)
+    eval_samples: int = 4  # samples per evaluation prompt for the sampled accuracy
+    d_model: int = 64  # transformer width
+    n_layer: int = 2  # transformer blocks
+    n_head: int = 4  # attention heads
 
 
-# ---------------------------------------------------------------- the tasks
+def check_args(args: Args) -> None:
+    """Refuse bad arguments with one clear sentence before anything is built."""
+    for name in ("num_train_prompts", "num_epochs", "batch_size", "eval_prompts", "eval_samples"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(args, name)}).")
+    if args.samples_per_prompt < 2:
+        raise ValueError(f"--samples-per-prompt must be at least 2 (got {args.samples_per_prompt}): a pair needs "
+                         "two samples.")
+    for name in ("learning_rate", "warmup_learning_rate", "temperature", "beta"):
+        if not getattr(args, name) > 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be positive (got {getattr(args, name)}).")
+    if args.warmup_steps < 0 or args.sft_weight < 0:
+        raise ValueError("--warmup-steps and --sft-weight must not be negative.")
+    if not 0 <= args.warmup_correct_frac <= 1:
+        raise ValueError(f"--warmup-correct-frac must lie in [0, 1] (got {args.warmup_correct_frac}).")
+    if args.d_model % args.n_head:
+        raise ValueError(f"--d-model {args.d_model} is not divisible by --n-head {args.n_head}; choose a divisor.")
+
+
+# ---------------------------------------------------------------- the task
 VOCAB = "0123456789^=$"  # digits, begin-of-prompt, prompt/answer separator, end of answer
 BOS, SEP, END = VOCAB.index("^"), VOCAB.index("="), VOCAB.index("$")
 TASKS = {"sum": dict(prompt_len=4, answer_len=3), "sort": dict(prompt_len=6, answer_len=4)}
@@ -203,11 +198,10 @@ class CausalTransformer(nn.Module):
         return self.head(self.ln_f(x))
 
 
-
 # ---------------------------------------------------------------- the algorithm's math
-def completion_logprobs(logits: torch.Tensor, input_ids: torch.Tensor, prompt_len: int, temperature: float = 1.0):
+def completion_logprobs(logits: torch.Tensor, input_ids: torch.Tensor, prompt_len: int) -> torch.Tensor:
     """log pi(token | prefix) of every completion token: logits at position t predict token t + 1."""
-    logp = F.log_softmax(logits[:, prompt_len - 1 : -1] / temperature, dim=-1)
+    logp = F.log_softmax(logits[:, prompt_len - 1 : -1], dim=-1)
     return logp.gather(-1, input_ids[:, prompt_len:, None]).squeeze(-1)
 
 
@@ -223,18 +217,6 @@ def sequence_logprobs(model, prompts: torch.Tensor, completions: torch.Tensor) -
     seqs = torch.cat([prompts, completions], dim=1)
     token_logp = completion_logprobs(model(seqs), seqs, prompts.shape[1])
     return (token_logp * completion_mask(completions, END)).sum(dim=1)
-
-
-@torch.no_grad()
-def generate(model, prompts: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, greedy: bool = False):
-    """Sample (or argmax) completions token by token; also return each sampled token's log-probability."""
-    cache, nxt, tokens, logps = [[] for _ in model.blocks], prompts, [], []
-    for _ in range(max_new_tokens):
-        logp = F.log_softmax(model(nxt, cache)[:, -1] / temperature, dim=-1)
-        nxt = logp.argmax(-1, keepdim=True) if greedy else torch.multinomial(logp.exp(), 1)
-        tokens.append(nxt)
-        logps.append(logp.gather(-1, nxt))
-    return torch.cat(tokens, dim=1), torch.cat(logps, dim=1)
 
 
 def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta: float, loss_type: str = "sigmoid"):
@@ -261,106 +243,22 @@ def preference_pairs(rewards: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
     return keep.nonzero().squeeze(1), chosen[keep], rejected[keep]
 
 
-# ---------------------------------------------------------------- run bookkeeping
-def check_args(args: Args) -> None:
-    """Reject bad arguments with one clear sentence, before any model is built."""
-    for name in ("num_train_prompts", "num_epochs", "batch_size", "eval_prompts", "eval_samples"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(args, name)}).")
-    if args.samples_per_prompt < 2:
-        raise ValueError(f"--samples-per-prompt must be at least 2 (got {args.samples_per_prompt}): a pair needs two samples.")
-    for name in ("learning_rate", "warmup_learning_rate", "temperature", "beta"):
-        if not getattr(args, name) > 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be positive (got {getattr(args, name)}).")
-    if args.warmup_steps < 0 or args.sft_weight < 0:
-        raise ValueError("--warmup-steps and --sft-weight must not be negative.")
-    if not 0 <= args.warmup_correct_frac <= 1:
-        raise ValueError(f"--warmup-correct-frac must lie in [0, 1] (got {args.warmup_correct_frac}).")
-    if args.d_model % args.n_head:
-        raise ValueError(f"--d-model {args.d_model} is not divisible by --n-head {args.n_head}; choose a divisor.")
-
-
-class RunLogger:
-    """Writes metrics.csv (long format, flushed on every call) and mirrors the scalars to wandb with --track."""
-
-    def __init__(self, run_dir: str, args: Args, run_name: str):
-        self.start = time.time()
-        self.file = open(os.path.join(run_dir, "metrics.csv"), "w", newline="")
-        self.writer = csv.writer(self.file)
-        self.writer.writerow(["global_step", "wall_time", "name", "value"])
-        self.wandb = None
-        if args.track:
-            import wandb
-
-            self.wandb = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity,
-                                    config=vars(args), name=run_name, dir=run_dir, save_code=True)
-
-    def log(self, step: int, scalars: dict) -> None:
-        wall = f"{time.time() - self.start:.3f}"
-        self.writer.writerows([step, wall, name, float(value)] for name, value in scalars.items())
-        self.file.flush()
-        if self.wandb is not None:
-            self.wandb.log(scalars, step=step)
-
-    def close(self) -> None:
-        self.file.close()
-        if self.wandb is not None:
-            self.wandb.finish()
-
-
-def create_run_dir(args: Args) -> tuple[str, str]:
-    run_name = f"{args.task}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    os.makedirs(args.runs_dir, exist_ok=True)
-    base, n = run_name, 1
-    while True:
-        run_dir = os.path.join(args.runs_dir, run_name)
-        try:
-            os.mkdir(run_dir)  # atomic: two runs started in the same second never share a directory
-            break
-        except FileExistsError:
-            n += 1
-            run_name = f"{base}_{n}"
-    with open(os.path.join(run_dir, "args.json"), "w") as f:
-        json.dump(asdict(args), f, indent=2)
-    return run_name, run_dir
-
-
-
-
-def save_checkpoint(path: str, model: CausalTransformer, config: dict, args: Args) -> None:
-    state = {"script": "dpo_toy.py", "task": args.task, "config": config, "args": asdict(args), "model": model.state_dict()}
-    torch.save(state, path + ".tmp")
-    os.replace(path + ".tmp", path)  # atomic: a crash never leaves a half-written model.pt
-
-
-def load_checkpoint(path: str, task: str, device: torch.device) -> CausalTransformer:
-    if not os.path.isfile(path):
-        raise ValueError(f"--load-model {path} does not exist; pass the model.pt of a run made with --save-model.")
-    state = torch.load(path, map_location=device, weights_only=True)
-    if not isinstance(state, dict) or state.get("script") != "dpo_toy.py":
-        raise ValueError(f"{path} was not saved by dpo_toy.py; load it with the script that trained it.")
-    if state["task"] != task:
-        raise ValueError(f"{path} was trained on --task {state['task']}, not {task}; pass --task {state['task']}.")
-    model = CausalTransformer(**state["config"]).to(device)
-    model.load_state_dict(state["model"])
-    return model
-
-
-def evaluate(model, args: Args, prompts: torch.Tensor) -> dict:
-    """True task accuracy on held-out prompts: greedy decoding, and sampling eval_samples draws of each."""
-    n_new = TASKS[args.task]["answer_len"] + 1
-    greedy, _ = generate(model, prompts, n_new, greedy=True)
-    many = prompts.repeat_interleave(args.eval_samples, dim=0)
-    sampled, _ = generate(model, many, n_new, args.temperature)
-    return {"eval/greedy_accuracy": task_reward(args.task, prompts, greedy).mean().item(),
-            "eval/sampled_accuracy": task_reward(args.task, many, sampled).mean().item()}
+# ---------------------------------------------------------------- generation
+@torch.no_grad()
+def generate(model, prompts: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, greedy: bool = False):
+    """Sample (or argmax) completions token by token, with a KV cache."""
+    cache, nxt, tokens = [[] for _ in model.blocks], prompts, []
+    for _ in range(max_new_tokens):
+        logp = F.log_softmax(model(nxt, cache)[:, -1] / temperature, dim=-1)
+        nxt = logp.argmax(-1, keepdim=True) if greedy else torch.multinomial(logp.exp(), 1)
+        tokens.append(nxt)
+    return torch.cat(tokens, dim=1)
 
 
 # ---------------------------------------------------------------- training
 def main(args: Args) -> dict:
     check_args(args)
-    if args.torch_threads > 0:
-        torch.set_num_threads(args.torch_threads)
+    torch.set_num_threads(args.torch_threads or torch.get_num_threads())
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)  # sampling of completions
@@ -368,16 +266,10 @@ def main(args: Args) -> dict:
     torch.backends.cudnn.deterministic = args.torch_deterministic
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
     loaded = load_checkpoint(args.load_model, args.task, device) if args.load_model is not None else None
-    run_name, run_dir = create_run_dir(args)
-    logger = RunLogger(run_dir, args, run_name)
+    run = Run(args)
     eval_prompts = make_prompts(args.task, args.eval_prompts, torch.Generator().manual_seed(100_000 + args.seed))
-
     if loaded is not None:
-        result = evaluate(loaded, args, eval_prompts.to(device))
-        logger.log(0, result)
-        logger.close()
-        print(f"evaluated {args.load_model}: " + ", ".join(f"{k} {v:.3f}" for k, v in result.items()))
-        return {"run_dir": run_dir, "episodic_returns": [], "model": loaded, "after": result}
+        return run.finish(loaded, evaluate(loaded, args, eval_prompts.to(device), run, step=0))
 
     prompt_len, n_new = TASKS[args.task]["prompt_len"], TASKS[args.task]["answer_len"] + 1
     config = dict(vocab_size=len(VOCAB), block_size=prompt_len + n_new, d_model=args.d_model,
@@ -395,9 +287,9 @@ def main(args: Args) -> dict:
         optimizer.step()
     ref_model = copy.deepcopy(policy).eval().requires_grad_(False)
     eval_prompts = eval_prompts.to(device)
-    before = evaluate(policy, args, eval_prompts)
-    logger.log(0, before)
-    print(f"reference model: greedy accuracy {before['eval/greedy_accuracy']:.3f}, sampled {before['eval/sampled_accuracy']:.3f}")
+    before = evaluate(policy, args, eval_prompts, run, step=0)
+    print(f"reference model: greedy accuracy {before['eval/greedy_accuracy']:.3f}, "
+          f"sampled {before['eval/sampled_accuracy']:.3f}", flush=True)
 
     # ---- preference pairs from the reference model's own samples; `sort` keeps the evaluation's prompts
     # out (`sum` has only 28 prompts: there the answers, not the prompts, are what must generalize)
@@ -405,29 +297,26 @@ def main(args: Args) -> dict:
     if args.task == "sort":
         held_out = set(map(tuple, eval_prompts.tolist()))
         prompts = prompts[[tuple(p) not in held_out for p in prompts.tolist()]]
-    prompts = prompts.to(device)
-    k = args.samples_per_prompt
-    samples, _ = generate(ref_model, prompts.repeat_interleave(k, dim=0), n_new, args.temperature)
-    samples = samples.view(len(prompts), k, n_new)
-    rewards = task_reward(args.task, prompts.repeat_interleave(k, dim=0), samples.flatten(0, 1)).view(-1, k)
+    prompts, k = prompts.to(device), args.samples_per_prompt
+    repeated = prompts.repeat_interleave(k, dim=0)
+    samples = generate(ref_model, repeated, n_new, args.temperature).view(len(prompts), k, n_new)
+    rewards = task_reward(args.task, repeated, samples.flatten(0, 1)).view(-1, k)
     idx, c, r = preference_pairs(rewards)
     prompts, chosen, rejected = prompts[idx], samples[idx, c], samples[idx, r]
     num_pairs = len(prompts)
     if num_pairs == 0:
-        logger.close()
-        raise ValueError("no preference pairs: every prompt's samples tie; raise --samples-per-prompt or change the warm-up.")
+        run.close()
+        raise ValueError("no preference pairs: every prompt's samples tie; raise --samples-per-prompt or change "
+                         "the warm-up.")
     with torch.no_grad():
         ref_chosen = sequence_logprobs(ref_model, prompts, chosen)
         ref_rejected = sequence_logprobs(ref_model, prompts, rejected)
-    steps_per_epoch = -(-num_pairs // args.batch_size)
-    total_steps = args.num_epochs * steps_per_epoch
-    print(f"{num_pairs} preference pairs from {len(rewards)} prompts; {total_steps} steps")
+    run.total = args.num_epochs * -(-num_pairs // args.batch_size)
+    print(f"{num_pairs} preference pairs from {len(rewards)} prompts; {run.total} steps", flush=True)
 
     # ---- DPO
     optimizer = torch.optim.Adam(policy.parameters(), lr=args.learning_rate)
-    episodic_returns, accuracies = [(0, before["eval/sampled_accuracy"])], [before]
-    step, interrupted = 0, False
-    start_time = last_print = time.time()
+    accuracies, step, start_time = [before], 0, time.time()
     try:
         for epoch in range(1, args.num_epochs + 1):
             perm = torch.randperm(num_pairs, generator=gen).to(device)
@@ -438,44 +327,126 @@ def main(args: Args) -> dict:
                 # chosen and rejected in one forward pass
                 logps = sequence_logprobs(policy, prompts[mb].repeat(2, 1), torch.cat([chosen[mb], rejected[mb]]))
                 pi_chosen, pi_rejected = logps.chunk(2)
-                losses, reward_chosen, reward_rejected = dpo_loss(pi_chosen, pi_rejected, ref_chosen[mb], ref_rejected[mb],
-                                                                  args.beta, args.loss_type)
+                losses, reward_chosen, reward_rejected = dpo_loss(pi_chosen, pi_rejected, ref_chosen[mb],
+                                                                  ref_rejected[mb], args.beta, args.loss_type)
                 loss = losses.mean()
                 if args.sft_weight > 0:  # RPO: per-token NLL of the chosen completion
                     loss = loss - args.sft_weight * (pi_chosen / completion_mask(chosen[mb], END).sum(1)).mean()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                nn.utils.clip_grad_norm_(policy.parameters(), args.max_grad_norm)
+                grad_norm = nn.utils.clip_grad_norm_(policy.parameters(), args.max_grad_norm)
                 optimizer.step()
                 epoch_chosen.append(pi_chosen.mean().item())
-                logger.log(step, {"loss": loss.item(), "rewards/chosen": reward_chosen.mean().item(),
-                                  "rewards/rejected": reward_rejected.mean().item(),
-                                  "rewards/accuracies": (reward_chosen > reward_rejected).float().mean().item(),
-                                  "rewards/margins": (reward_chosen - reward_rejected).mean().item(),
-                                  "logps/chosen": pi_chosen.mean().item(), "logps/rejected": pi_rejected.mean().item(),
-                                  "learning_rate": optimizer.param_groups[0]["lr"], "epoch": epoch})
-                if time.time() - last_print > 2.0:
-                    last_print, speed = time.time(), step / (time.time() - start_time)
-                    print(f"step {step:>5}/{total_steps} | {speed:5.1f} steps/s | loss {loss.item():.3f} | "
-                          f"chosen logp {pi_chosen.mean().item():7.2f} | ETA {(total_steps - step) / speed:4.0f}s", flush=True)
-            accuracies.append(evaluate(policy, args, eval_prompts))  # the truth the implicit rewards may hide
-            logger.log(step, accuracies[-1])
-            episodic_returns.append((step, accuracies[-1]["eval/sampled_accuracy"]))
+                run.log(step, {
+                    "losses/loss": loss.detach(), "losses/grad_norm": grad_norm,
+                    "rewards/chosen": reward_chosen.mean(), "rewards/rejected": reward_rejected.mean(),
+                    "rewards/accuracies": (reward_chosen > reward_rejected).float().mean(),
+                    "rewards/margins": (reward_chosen - reward_rejected).mean(),
+                    "logps/chosen": epoch_chosen[-1], "logps/rejected": pi_rejected.mean().detach(),
+                    "charts/learning_rate": optimizer.param_groups[0]["lr"], "charts/epoch": epoch,
+                    "charts/SPS": step / (time.time() - start_time)})
+            # the true accuracies, which the implicit rewards may hide
+            accuracies.append(evaluate(policy, args, eval_prompts, run, step))
             print(f"epoch {epoch}/{args.num_epochs}: greedy accuracy {accuracies[-1]['eval/greedy_accuracy']:.3f}, "
-                  f"sampled {accuracies[-1]['eval/sampled_accuracy']:.3f}, mean logps/chosen {np.mean(epoch_chosen):.2f}", flush=True)
+                  f"sampled {accuracies[-1]['eval/sampled_accuracy']:.3f}, mean logps/chosen "
+                  f"{np.mean(epoch_chosen):.2f}", flush=True)
     except KeyboardInterrupt:
-        interrupted = True
-        print(f"interrupted at step {step}: metrics so far are in {run_dir}", flush=True)
+        print(f"interrupted at step {step}", flush=True)
     finally:
         if args.save_model:
-            save_checkpoint(os.path.join(run_dir, "model.pt"), policy, config, args)
-        logger.close()
-    seconds = time.time() - logger.start
-    after = accuracies[-1]
-    print(f"greedy accuracy {before['eval/greedy_accuracy']:.3f} -> {after['eval/greedy_accuracy']:.3f}, sampled "
-          f"{before['eval/sampled_accuracy']:.3f} -> {after['eval/sampled_accuracy']:.3f} in {seconds:.1f}s ({run_dir})")
-    return {"run_dir": run_dir, "episodic_returns": episodic_returns, "model": policy, "before": before,
-            "after": after, "accuracies": accuracies, "num_pairs": num_pairs, "seconds": seconds}
+            save_checkpoint(os.path.join(run.dir, "model.pt"), policy, config, args)
+    return run.finish(policy, accuracies[-1], before, accuracies=accuracies, num_pairs=num_pairs)
+
+
+# ---------------------------------------------------------------- run plumbing: logging, checkpoints, evaluation
+class Run:
+    """The run directory runs/{task}__{exp_name}__{seed}__{unix_time}/: args.json, and metrics.csv in long format,
+    flushed on every call so that a stopped run keeps all it logged; the same scalars go to wandb with --track."""
+
+    def __init__(self, args: Args):
+        base = f"{args.task}__{args.exp_name}__{args.seed}__{int(time.time())}"
+        os.makedirs(args.runs_dir, exist_ok=True)
+        for n in itertools.count(1):  # os.mkdir is atomic: two runs started in the same second never share one
+            self.dir = os.path.join(args.runs_dir, base if n == 1 else f"{base}_{n}")
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(self.dir)
+                break
+        with open(os.path.join(self.dir, "args.json"), "w") as f:
+            json.dump(asdict(args), f, indent=2)
+        self.file = open(os.path.join(self.dir, "metrics.csv"), "w")
+        self.file.write("global_step,wall_time,name,value\n")
+        self.wandb = None
+        if args.track:
+            import wandb
+            self.wandb = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args),
+                                    name=os.path.basename(self.dir), dir=self.dir)
+        # total: the number of DPO steps, known once the pairs are built
+        self.total, self.episodic_returns, self.start, self.last_print = 0, [], time.time(), 0.0
+        print(f"run directory: {self.dir}", flush=True)
+
+    def log(self, step: int, scalars: dict) -> None:
+        """One row per scalar; each evaluation's sampled accuracy stands for an episodic return; when charts/SPS is
+        among the scalars, a progress line every two seconds."""
+        scalars, wall = {name: float(value) for name, value in scalars.items()}, time.time() - self.start
+        self.file.writelines(f"{step},{wall:.3f},{name},{value}\n" for name, value in scalars.items())
+        self.file.flush()
+        if self.wandb is not None:
+            self.wandb.log(scalars, step=step)
+        if "eval/sampled_accuracy" in scalars:
+            self.episodic_returns.append((step, scalars["eval/sampled_accuracy"]))
+        if "charts/SPS" in scalars and time.time() - self.last_print > 2.0:
+            self.last_print, sps = time.time(), scalars["charts/SPS"]
+            print(f"step {step:>5}/{self.total} | {sps:5.1f} steps/s | loss {scalars['losses/loss']:.3f} | "
+                  f"chosen logp {scalars['logps/chosen']:7.2f} | ETA {(self.total - step) / sps:4.0f}s", flush=True)
+
+    def close(self) -> None:
+        self.file.close()
+        if self.wandb is not None:
+            self.wandb.finish()
+
+    def finish(self, model, after: dict, before: dict | None = None, **extra) -> dict:
+        """Close the files and print a closing line; main's return value."""
+        self.close()
+
+        def change(name: str) -> str:
+            return (f"{before[name]:.3f} -> " if before else "") + f"{after[name]:.3f}"
+
+        print(f"greedy accuracy {change('eval/greedy_accuracy')}, sampled {change('eval/sampled_accuracy')} "
+              f"in {time.time() - self.start:.1f}s ({self.dir})", flush=True)
+        return dict(run_dir=self.dir, episodic_returns=self.episodic_returns, model=model, before=before, after=after,
+                    **extra)
+
+
+def save_checkpoint(path: str, model: CausalTransformer, config: dict, args: Args) -> None:
+    state = {"script": "dpo_toy.py", "task": args.task, "config": config, "args": asdict(args),
+             "model": model.state_dict()}
+    torch.save(state, path + ".tmp")
+    os.replace(path + ".tmp", path)  # atomic: a crash never leaves a half-written model.pt
+
+
+def load_checkpoint(path: str, task: str, device: torch.device) -> CausalTransformer:
+    if not os.path.isfile(path):
+        raise ValueError(f"--load-model {path} does not exist; pass the model.pt of a run made with --save-model.")
+    state = torch.load(path, map_location=device, weights_only=True)
+    if not isinstance(state, dict) or state.get("script") != "dpo_toy.py":
+        raise ValueError(f"{path} was not saved by dpo_toy.py; load it with the script that trained it.")
+    if state["task"] != task:
+        raise ValueError(f"{path} was trained on --task {state['task']}, not {task}; pass --task {state['task']}.")
+    model = CausalTransformer(**state["config"]).to(device)
+    model.load_state_dict(state["model"])
+    return model
+
+
+def evaluate(model, args: Args, prompts: torch.Tensor, run: Run, step: int) -> dict:
+    """True task accuracy on held-out prompts, logged: greedy decoding, and sampling eval_samples draws of each."""
+    n_new = TASKS[args.task]["answer_len"] + 1
+    greedy = generate(model, prompts, n_new, greedy=True)
+    many = prompts.repeat_interleave(args.eval_samples, dim=0)
+    sampled = generate(model, many, n_new, args.temperature)
+    result = {"eval/greedy_accuracy": task_reward(args.task, prompts, greedy).mean().item(),
+              "eval/sampled_accuracy": task_reward(args.task, many, sampled).mean().item()}
+    run.log(step, result)
+    return result
 
 
 if __name__ == "__main__":

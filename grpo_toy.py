@@ -2,24 +2,26 @@
 to write three digits that sum to a target.
 
 Group Relative Policy Optimization (Shao et al. 2024, "DeepSeekMath", arXiv:2402.03300) is PPO without a
-critic. For each prompt q it samples a group of G completions o_1..o_G from the sampling policy pi_old,
-scores them with a reward r_i, and gives every token of o_i the group-normalized advantage
+critic. For each prompt q it samples a group of G completions o_1..o_G from the sampling policy pi_old, scores
+them with a reward r_i, and gives every token of o_i the same group-normalized advantage A_i. With
+rho_it = pi_theta(o_it | q, o_i,<t) / pi_old(o_it | q, o_i,<t), each line is the function on its right:
 
-    A_i = (r_i - mean(r_1..r_G)) / (std(r_1..r_G) + eps)        (--no-scale-rewards drops the division)
+    log pi(o_it | q, o_i,<t) = log_softmax(logits / temperature)[o_it]             completion_logprobs
+    m_it  = 1 up to and including the first end token of o_i, 0 after it           completion_mask
+    A_i   = (r_i - mean(r_1..r_G)) / (std(r_1..r_G) + eps)                         group_advantages
+    s_it  = -min(rho_it A_i, clip(rho_it, 1 - epsilon, 1 + epsilon_high) A_i)      clipped_surrogate
+    k3_it = pi_ref / pi_theta - log(pi_ref / pi_theta) - 1                         k3_kl
+    L     = the --loss-type average over tokens of m_it (s_it + beta * k3_it)      grpo_loss
 
-With rho_it = pi_theta(o_it | q, o_i,<t) / pi_old(o_it | q, o_i,<t), the loss on completion token t is
-
-    l_it = -min(rho_it A_i, clip(rho_it, 1 - epsilon, 1 + epsilon_high) A_i) + beta * k3_it,
-    k3_it = pi_ref / pi_theta - log(pi_ref / pi_theta) - 1       (Schulman's k3: E_pi_theta[k3] = KL(pi_theta || pi_ref))
-
-and --loss-type sets how tokens are averaged: `grpo` over each completion's tokens then over completions
-(the paper); `bnpo` / `dapo` over all completion tokens of the batch (DAPO, Yu et al. 2025,
-arXiv:2503.14476; identical here because there is one process); `dr_grpo` a sum divided by
-completions x max completion length (Dr. GRPO, Liu et al. 2025, arXiv:2503.20783, who also drop the std
-scaling: add --no-scale-rewards). A completion ends at its first end token; tokens after it never reach
-the loss. Each sampled batch is used for --num-iterations (mu) gradient steps. At mu = 1 the policy being
-updated is the one that sampled, so rho = 1, clipping never acts, and the gradient is the plain policy
-gradient A_i grad log pi_theta; clipping (and the clip_ratio metric) matters only for mu > 1.
+--no-scale-rewards drops the division by the std; k3 is Schulman's estimator, E_pi_theta[k3_it] =
+KL(pi_theta || pi_ref). --loss-type sets how tokens are averaged: `grpo` over each completion's tokens then over
+completions (the paper); `bnpo` / `dapo` over all completion tokens of the batch (DAPO, Yu et al. 2025,
+arXiv:2503.14476; identical here because there is one process); `dr_grpo` a sum divided by completions x max
+completion length (Dr. GRPO, Liu et al. 2025, arXiv:2503.20783, who also drop the std scaling: add
+--no-scale-rewards). Tokens after a completion's first end token never reach the loss. Each sampled batch is
+used for --num-iterations (mu) gradient steps. At mu = 1 the policy being updated is the one that sampled, so
+rho = 1, clipping never acts, and the gradient is the plain policy gradient A_i grad log pi_theta; clipping (and
+losses/clip_ratio) matters only for mu > 1.
 
 Differences from the paper: the "language model" is a 2-layer transformer over a 13-token vocabulary that
 the script warms up itself (supervised, on random answers, so it knows the format but is right only by
@@ -33,11 +35,13 @@ the digits sum to the target (--shaped-reward: 1 - |sum - target| / 27 for a wel
 Run: python grpo_toy.py                                          (about a minute on 2 CPU cores)
      python grpo_toy.py --loss-type dr_grpo --no-scale-rewards     (Dr. GRPO)
      python grpo_toy.py --num-iterations 2 --epsilon-high 0.28     (mu = 2: clipping acts; DAPO's clip-higher)
+     (evaluate a saved model: --load-model runs/.../model.pt)
 """
 
 # ---------------------------------------------------------------- imports
+import contextlib
 import copy
-import csv
+import itertools
 import json
 import os
 import random
@@ -55,78 +59,62 @@ import tyro
 # ---------------------------------------------------------------- arguments
 @dataclass
 class Args:
-    exp_name: str = "grpo_toy"
-    """the name of this experiment (part of the run directory's name)"""
-    seed: int = 1
-    """seed of random, numpy and torch (prompts, sampling, initialization)"""
-    torch_deterministic: bool = True
-    """set torch.backends.cudnn.deterministic"""
-    cuda: bool = True
-    """use CUDA when it is available"""
-    track: bool = False
-    """mirror the logged scalars to Weights & Biases"""
-    wandb_project_name: str = "actor-critic"
-    """the wandb project name"""
-    wandb_entity: str | None = None
-    """the wandb entity (team)"""
-    save_model: bool = False
-    """save weights, model config and arguments to model.pt in the run directory"""
-    load_model: str | None = None
-    """path to a model.pt: evaluate it on the held-out prompts instead of training"""
-    runs_dir: str = "runs"
-    """where run directories are created"""
-    torch_threads: int = 1
-    """CPU threads for torch (0 keeps torch's default); one is fastest for this small model"""
+    exp_name: str = "grpo_toy"  # the name of this experiment (part of the run directory's name)
+    seed: int = 1  # seed of random, numpy and torch (prompts, sampling, initialization)
+    torch_deterministic: bool = True  # set torch.backends.cudnn.deterministic
+    cuda: bool = True  # use CUDA when it is available
+    track: bool = False  # mirror the logged scalars to Weights & Biases
+    wandb_project_name: str = "actor-critic"  # the wandb project name
+    wandb_entity: str | None = None  # the wandb entity (team or user)
+    save_model: bool = False  # save weights, model config and arguments to model.pt in the run directory
+    load_model: str | None = None  # path to a model.pt: evaluate it on the held-out prompts instead of training
+    runs_dir: str = "runs"  # where run directories are created
+    torch_threads: int = 1  # CPU threads for torch (0 keeps torch's default); one is fastest for this small model
 
-    task: Literal["sum", "sort"] = "sum"
-    """the synthetic task: `sum` (three digits summing to a target) or `sort` (sort four digits)"""
-    shaped_reward: bool = False
-    """reward 1 - |error| / max error for well-formed answers instead of 0/1"""
-    warmup_steps: int = 150
-    """supervised warm-up steps on random (mostly wrong) answers that teach the format"""
-    warmup_learning_rate: float = 1e-3
-    """learning rate of the warm-up"""
-    total_steps: int = 600
-    """GRPO steps (one sampled batch each)"""
-    num_prompts: int = 8
-    """prompts per step; each gets num_generations completions"""
-    num_generations: int = 16
-    """group size G: completions sampled per prompt"""
-    temperature: float = 1.0
-    """sampling temperature (the log-probabilities are those of the tempered distribution)"""
-    learning_rate: float = 1e-3
-    """Adam learning rate of the policy"""
-    anneal_lr: bool = False
-    """linearly anneal the learning rate to zero"""
-    beta: float = 0.04
-    """coefficient of the k3 KL penalty to the reference model (0 disables the reference)"""
-    epsilon: float = 0.2
-    """lower clipping range: the ratio is clipped below at 1 - epsilon"""
-    epsilon_high: float | None = None
-    """upper clipping range (DAPO's clip-higher); None means epsilon"""
-    num_iterations: int = 1
-    """mu: gradient steps on each sampled batch (clipping acts only when > 1)"""
-    loss_type: Literal["grpo", "bnpo", "dapo", "dr_grpo"] = "grpo"
-    """token aggregation of the loss (see the module docstring)"""
-    scale_rewards: bool = True
-    """divide the group-centred rewards by the group's standard deviation"""
-    max_grad_norm: float = 1.0
-    """the maximum norm for gradient clipping"""
-    eval_frequency: int = 50
-    """evaluate greedy and sampled accuracy every this many steps"""
-    eval_prompts: int = 128
-    """held-out prompts for evaluation (`sum` always uses its 28 targets)"""
-    eval_samples: int = 8
-    """samples per evaluation prompt for the sampled accuracy"""
-    d_model: int = 64
-    """transformer width"""
-    n_layer: int = 2
-    """transformer blocks"""
-    n_head: int = 4
-    """attention heads"""
+    task: Literal["sum", "sort"] = "sum"  # the synthetic task: `sum` (three digits summing to a target) or `sort`
+    shaped_reward: bool = False  # reward 1 - |error| / max error for well-formed answers instead of 0/1
+    warmup_steps: int = 150  # supervised warm-up steps on random (mostly wrong) answers that teach the format
+    warmup_learning_rate: float = 1e-3  # learning rate of the warm-up
+    total_steps: int = 600  # GRPO steps (one sampled batch each)
+    num_prompts: int = 8  # prompts per step; each gets num_generations completions
+    num_generations: int = 16  # group size G: completions sampled per prompt
+    temperature: float = 1.0  # sampling temperature (the log-probabilities are those of the tempered distribution)
+    learning_rate: float = 1e-3  # Adam learning rate of the policy
+    anneal_lr: bool = False  # linearly anneal the learning rate to zero
+    beta: float = 0.04  # coefficient of the k3 KL penalty to the reference model (0 disables the reference)
+    epsilon: float = 0.2  # lower clipping range: the ratio is clipped below at 1 - epsilon
+    epsilon_high: float | None = None  # upper clipping range (DAPO's clip-higher); None means epsilon
+    num_iterations: int = 1  # mu: gradient steps on each sampled batch (clipping acts only when > 1)
+    loss_type: Literal["grpo", "bnpo", "dapo", "dr_grpo"] = "grpo"  # token aggregation of the loss (see the docstring)
+    scale_rewards: bool = True  # divide the group-centred rewards by the group's standard deviation
+    max_grad_norm: float = 1.0  # the maximum norm for gradient clipping
+    eval_frequency: int = 50  # evaluate greedy and sampled accuracy every this many steps
+    eval_prompts: int = 128  # held-out prompts for evaluation (`sum` always uses its 28 targets)
+    eval_samples: int = 8  # samples per evaluation prompt for the sampled accuracy
+    d_model: int = 64  # transformer width
+    n_layer: int = 2  # transformer blocks
+    n_head: int = 4  # attention heads
 
 
-# ---------------------------------------------------------------- the tasks
+def check_args(args: Args) -> None:
+    """Refuse bad arguments with one clear sentence before anything is built."""
+    if args.num_generations < 2:
+        raise ValueError(f"--num-generations must be at least 2 (got {args.num_generations}): a group of one has "
+                         "no relative advantage.")
+    for name in ("num_prompts", "total_steps", "num_iterations", "eval_frequency", "eval_prompts", "eval_samples"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(args, name)}).")
+    for name in ("learning_rate", "warmup_learning_rate", "temperature"):
+        if not getattr(args, name) > 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be positive (got {getattr(args, name)}).")
+    for name in ("warmup_steps", "beta", "epsilon", "epsilon_high"):
+        if (getattr(args, name) or 0) < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must not be negative (got {getattr(args, name)}).")
+    if args.d_model % args.n_head:
+        raise ValueError(f"--d-model {args.d_model} is not divisible by --n-head {args.n_head}; choose a divisor.")
+
+
+# ---------------------------------------------------------------- the task
 VOCAB = "0123456789^=$"  # digits, begin-of-prompt, prompt/answer separator, end of answer
 BOS, SEP, END = VOCAB.index("^"), VOCAB.index("="), VOCAB.index("$")
 TASKS = {"sum": dict(prompt_len=4, answer_len=3), "sort": dict(prompt_len=6, answer_len=4)}
@@ -224,18 +212,6 @@ def completion_mask(completions: torch.Tensor, end_id: int) -> torch.Tensor:
     return (ended_before == 0).float()
 
 
-@torch.no_grad()
-def generate(model, prompts: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, greedy: bool = False):
-    """Sample (or argmax) completions token by token; also return each sampled token's log-probability."""
-    cache, nxt, tokens, logps = [[] for _ in model.blocks], prompts, [], []
-    for _ in range(max_new_tokens):
-        logp = F.log_softmax(model(nxt, cache)[:, -1] / temperature, dim=-1)
-        nxt = logp.argmax(-1, keepdim=True) if greedy else torch.multinomial(logp.exp(), 1)
-        tokens.append(nxt)
-        logps.append(logp.gather(-1, nxt))
-    return torch.cat(tokens, dim=1), torch.cat(logps, dim=1)
-
-
 def group_advantages(rewards: torch.Tensor, num_generations: int, scale: bool = True, eps: float = 1e-4):
     """(r - group mean) / (group std + eps) for consecutive groups of num_generations; 0 when all equal."""
     r = rewards.view(-1, num_generations)
@@ -280,111 +256,23 @@ def grpo_loss(logp, old_logp, ref_logp, advantages, mask, beta, epsilon, epsilon
     return loss, {"kl": token_mean(kl), "clip_ratio": token_mean(was_clipped)}
 
 
-# ---------------------------------------------------------------- run bookkeeping
-def check_args(args: Args) -> None:
-    """Reject bad arguments with one clear sentence, before any model is built."""
-    if args.num_generations < 2:
-        raise ValueError(f"--num-generations must be at least 2 (got {args.num_generations}): a group of one has no relative advantage.")
-    for name in ("num_prompts", "total_steps", "num_iterations", "eval_frequency", "eval_prompts", "eval_samples"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(args, name)}).")
-    for name in ("learning_rate", "warmup_learning_rate", "temperature"):
-        if not getattr(args, name) > 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be positive (got {getattr(args, name)}).")
-    for name in ("warmup_steps", "beta", "epsilon", "epsilon_high"):
-        if (getattr(args, name) or 0) < 0:
-            raise ValueError(f"--{name.replace('_', '-')} must not be negative (got {getattr(args, name)}).")
-    if args.d_model % args.n_head:
-        raise ValueError(f"--d-model {args.d_model} is not divisible by --n-head {args.n_head}; choose a divisor.")
-
-
-class RunLogger:
-    """Writes metrics.csv (long format, flushed on every call) and mirrors the scalars to wandb with --track."""
-
-    def __init__(self, run_dir: str, args: Args, run_name: str):
-        self.start = time.time()
-        self.file = open(os.path.join(run_dir, "metrics.csv"), "w", newline="")
-        self.writer = csv.writer(self.file)
-        self.writer.writerow(["global_step", "wall_time", "name", "value"])
-        self.wandb = None
-        if args.track:
-            import wandb
-
-            self.wandb = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity,
-                                    config=vars(args), name=run_name, dir=run_dir, save_code=True)
-
-    def log(self, step: int, scalars: dict) -> None:
-        wall = f"{time.time() - self.start:.3f}"
-        self.writer.writerows([step, wall, name, float(value)] for name, value in scalars.items())
-        self.file.flush()
-        if self.wandb is not None:
-            self.wandb.log(scalars, step=step)
-
-    def close(self) -> None:
-        self.file.close()
-        if self.wandb is not None:
-            self.wandb.finish()
-
-
-def create_run_dir(args: Args) -> tuple[str, str]:
-    run_name = f"{args.task}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    os.makedirs(args.runs_dir, exist_ok=True)
-    base, n = run_name, 1
-    while True:
-        run_dir = os.path.join(args.runs_dir, run_name)
-        try:
-            os.mkdir(run_dir)  # atomic: two runs started in the same second never share a directory
-            break
-        except FileExistsError:
-            n += 1
-            run_name = f"{base}_{n}"
-    with open(os.path.join(run_dir, "args.json"), "w") as f:
-        json.dump(asdict(args), f, indent=2)
-    return run_name, run_dir
-
-
-def save_checkpoint(path: str, model: CausalTransformer, config: dict, args: Args) -> None:
-    state = {"script": "grpo_toy.py", "task": args.task, "config": config, "args": asdict(args), "model": model.state_dict()}
-    torch.save(state, path + ".tmp")
-    os.replace(path + ".tmp", path)  # atomic: a crash never leaves a half-written model.pt
-
-
-def load_checkpoint(path: str, task: str, device: torch.device) -> tuple[CausalTransformer, dict]:
-    if not os.path.isfile(path):
-        raise ValueError(f"--load-model {path} does not exist; pass the model.pt of a run made with --save-model.")
-    state = torch.load(path, map_location=device, weights_only=True)
-    if not isinstance(state, dict) or state.get("script") != "grpo_toy.py":
-        raise ValueError(f"{path} was not saved by grpo_toy.py; load it with the script that trained it.")
-    if state["task"] != task:
-        raise ValueError(f"{path} was trained on --task {state['task']}, not {task}; pass --task {state['task']}.")
-    model = CausalTransformer(**state["config"]).to(device)
-    model.load_state_dict(state["model"])
-    return model, state["config"]
-
-
-def eval_prompt_set(args: Args) -> torch.Tensor:
-    """`sum`: its 28 targets (the answers, not the prompts, must be discovered); `sort`: unseen random prompts."""
-    if args.task == "sum":
-        t = torch.arange(28)
-        return torch.stack([torch.full_like(t, BOS), t // 10, t % 10, torch.full_like(t, SEP)], dim=1)
-    return make_prompts("sort", args.eval_prompts, torch.Generator().manual_seed(100_000 + args.seed))
-
-
-def evaluate(model, args: Args, prompts: torch.Tensor) -> dict:
-    """Greedy accuracy on the evaluation prompts and sampled accuracy over eval_samples draws of each."""
-    n_new = TASKS[args.task]["answer_len"] + 1
-    greedy, _ = generate(model, prompts, n_new, greedy=True)
-    many = prompts.repeat_interleave(args.eval_samples, dim=0)
-    sampled, _ = generate(model, many, n_new, args.temperature)
-    return {"eval/greedy_accuracy": (task_reward(args.task, prompts, greedy) == 1).float().mean().item(),
-            "eval/sampled_accuracy": (task_reward(args.task, many, sampled) == 1).float().mean().item()}
+# ---------------------------------------------------------------- generation
+@torch.no_grad()
+def generate(model, prompts: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, greedy: bool = False):
+    """Sample (or argmax) completions token by token; also return each sampled token's log-probability."""
+    cache, nxt, tokens, logps = [[] for _ in model.blocks], prompts, [], []
+    for _ in range(max_new_tokens):
+        logp = F.log_softmax(model(nxt, cache)[:, -1] / temperature, dim=-1)
+        nxt = logp.argmax(-1, keepdim=True) if greedy else torch.multinomial(logp.exp(), 1)
+        tokens.append(nxt)
+        logps.append(logp.gather(-1, nxt))
+    return torch.cat(tokens, dim=1), torch.cat(logps, dim=1)
 
 
 # ---------------------------------------------------------------- training
 def main(args: Args) -> dict:
     check_args(args)
-    if args.torch_threads > 0:
-        torch.set_num_threads(args.torch_threads)
+    torch.set_num_threads(args.torch_threads or torch.get_num_threads())
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)  # sampling of completions
@@ -392,17 +280,10 @@ def main(args: Args) -> dict:
     torch.backends.cudnn.deterministic = args.torch_deterministic
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
     loaded = load_checkpoint(args.load_model, args.task, device) if args.load_model is not None else None
-    run_name, run_dir = create_run_dir(args)
-    logger = RunLogger(run_dir, args, run_name)
+    run = Run(args)
     eval_prompts = eval_prompt_set(args).to(device)
-
     if loaded is not None:
-        policy = loaded[0]
-        result = evaluate(policy, args, eval_prompts)
-        logger.log(0, result)
-        logger.close()
-        print(f"evaluated {args.load_model}: " + ", ".join(f"{k} {v:.3f}" for k, v in result.items()))
-        return {"run_dir": run_dir, "episodic_returns": [], "model": policy, "after": result}
+        return run.finish(loaded, evaluate(loaded, args, eval_prompts, run, step=0))
 
     prompt_len, n_new = TASKS[args.task]["prompt_len"], TASKS[args.task]["answer_len"] + 1
     config = dict(vocab_size=len(VOCAB), block_size=prompt_len + n_new, d_model=args.d_model,
@@ -419,68 +300,149 @@ def main(args: Args) -> dict:
         loss.backward()
         optimizer.step()
     ref_model = copy.deepcopy(policy).eval().requires_grad_(False) if args.beta != 0 else None
-    before = evaluate(policy, args, eval_prompts)
-    logger.log(0, before)
-    print(f"after warm-up: greedy accuracy {before['eval/greedy_accuracy']:.3f}, sampled {before['eval/sampled_accuracy']:.3f}")
+    before = evaluate(policy, args, eval_prompts, run, step=0)
+    print(f"after warm-up: greedy accuracy {before['eval/greedy_accuracy']:.3f}, "
+          f"sampled {before['eval/sampled_accuracy']:.3f}", flush=True)
 
     # ---- GRPO
     optimizer = torch.optim.Adam(policy.parameters(), lr=args.learning_rate)
-    episodic_returns, last_eval, step, interrupted = [], dict(before), 0, False
-    start_time = last_print = time.time()
+    after, step, start_time = before, 0, time.time()
     try:
         for step in range(1, args.total_steps + 1):
             if args.anneal_lr:
                 optimizer.param_groups[0]["lr"] = args.learning_rate * (1.0 - (step - 1.0) / args.total_steps)
-            prompts = make_prompts(args.task, args.num_prompts, gen).to(device).repeat_interleave(args.num_generations, dim=0)
+            prompts = make_prompts(args.task, args.num_prompts, gen).to(device)
+            prompts = prompts.repeat_interleave(args.num_generations, dim=0)
             completions, old_logp = generate(policy, prompts, n_new, args.temperature)
             rewards = task_reward(args.task, prompts, completions, args.shaped_reward)
             advantages = group_advantages(rewards, args.num_generations, args.scale_rewards)
             mask = completion_mask(completions, END)
             seqs = torch.cat([prompts, completions], dim=1)
             with torch.no_grad():  # without a reference (beta = 0) the KL term is skipped, old_logp is a stand-in
-                ref_logp = completion_logprobs(ref_model(seqs), seqs, prompt_len, args.temperature) if ref_model else old_logp
+                ref_logp = (completion_logprobs(ref_model(seqs), seqs, prompt_len, args.temperature)
+                            if ref_model is not None else old_logp)
             for _ in range(args.num_iterations):
                 logp = completion_logprobs(policy(seqs), seqs, prompt_len, args.temperature)
                 loss, stats = grpo_loss(logp, old_logp, ref_logp, advantages, mask, args.beta,
                                         args.epsilon, args.epsilon_high, args.loss_type)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                nn.utils.clip_grad_norm_(policy.parameters(), args.max_grad_norm)
+                grad_norm = nn.utils.clip_grad_norm_(policy.parameters(), args.max_grad_norm)
                 optimizer.step()
 
-            # ---- logging
-            group_std = rewards.view(-1, args.num_generations).std(dim=1)
-            scalars = {"reward": rewards.mean().item(), "reward_std": group_std.mean().item(),
-                       "frac_reward_zero_std": (group_std == 0).float().mean().item(),
-                       "kl": stats["kl"].item(), "clip_ratio": stats["clip_ratio"].item(),
-                       "completion_length": mask.sum(1).mean().item(), "loss": loss.item(),
-                       "learning_rate": optimizer.param_groups[0]["lr"]}
-            episodic_returns.append((step, scalars["reward"]))
+            # ---- logging (the losses of the last of the num_iterations gradient steps)
             if step % args.eval_frequency == 0 or step == args.total_steps:
-                last_eval = evaluate(policy, args, eval_prompts)
-                scalars.update(last_eval)
-            logger.log(step, scalars)
-            if time.time() - last_print > 2.0 or step == args.total_steps:
-                last_print, speed = time.time(), step / (time.time() - start_time)
-                recent = np.mean([r for _, r in episodic_returns[-20:]])
-                print(f"step {step:>5}/{args.total_steps} | {speed:5.1f} steps/s | reward (last 20) {recent:.3f} | "
-                      f"greedy accuracy {last_eval['eval/greedy_accuracy']:.3f} | ETA {(args.total_steps - step) / speed:4.0f}s", flush=True)
+                after = evaluate(policy, args, eval_prompts, run, step)
+            group_std = rewards.view(-1, args.num_generations).std(dim=1)
+            run.log(step, {
+                "charts/reward": rewards.mean(), "charts/reward_std": group_std.mean(),
+                "charts/frac_reward_zero_std": (group_std == 0).float().mean(),
+                "charts/completion_length": mask.sum(1).mean(), "charts/learning_rate": optimizer.param_groups[0]["lr"],
+                "charts/SPS": step / (time.time() - start_time), "losses/loss": loss.detach(), "losses/kl": stats["kl"],
+                "losses/clip_ratio": stats["clip_ratio"], "losses/grad_norm": grad_norm})
     except KeyboardInterrupt:
-        interrupted = True
-        print(f"interrupted at step {step}: metrics so far are in {run_dir}", flush=True)
+        print(f"interrupted at step {step}", flush=True)
     finally:
         if args.save_model:
-            save_checkpoint(os.path.join(run_dir, "model.pt"), policy, config, args)
-        if interrupted:
-            logger.close()
-    if interrupted:
-        return {"run_dir": run_dir, "episodic_returns": episodic_returns, "model": policy, "before": before, "after": last_eval}
-    logger.close()
-    seconds = time.time() - logger.start
-    print(f"greedy accuracy {before['eval/greedy_accuracy']:.3f} -> {last_eval['eval/greedy_accuracy']:.3f}, sampled "
-          f"{before['eval/sampled_accuracy']:.3f} -> {last_eval['eval/sampled_accuracy']:.3f} in {seconds:.1f}s ({run_dir})")
-    return {"run_dir": run_dir, "episodic_returns": episodic_returns, "model": policy, "before": before,
-            "after": last_eval, "seconds": seconds}
+            save_checkpoint(os.path.join(run.dir, "model.pt"), policy, config, args)
+    return run.finish(policy, after, before)
+
+
+# ---------------------------------------------------------------- run plumbing: logging, checkpoints, evaluation
+class Run:
+    """The run directory runs/{task}__{exp_name}__{seed}__{unix_time}/: args.json, and metrics.csv in long format,
+    flushed on every call so that a stopped run keeps all it logged; the same scalars go to wandb with --track."""
+
+    def __init__(self, args: Args):
+        base = f"{args.task}__{args.exp_name}__{args.seed}__{int(time.time())}"
+        os.makedirs(args.runs_dir, exist_ok=True)
+        for n in itertools.count(1):  # os.mkdir is atomic: two runs started in the same second never share one
+            self.dir = os.path.join(args.runs_dir, base if n == 1 else f"{base}_{n}")
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(self.dir)
+                break
+        with open(os.path.join(self.dir, "args.json"), "w") as f:
+            json.dump(asdict(args), f, indent=2)
+        self.file = open(os.path.join(self.dir, "metrics.csv"), "w")
+        self.file.write("global_step,wall_time,name,value\n")
+        self.wandb = None
+        if args.track:
+            import wandb
+            self.wandb = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args),
+                                    name=os.path.basename(self.dir), dir=self.dir)
+        self.total, self.episodic_returns, self.start, self.last_print = args.total_steps, [], time.time(), 0.0
+        self.greedy_accuracy = float("nan")
+        print(f"run directory: {self.dir}", flush=True)
+
+    def log(self, step: int, scalars: dict) -> None:
+        """One row per scalar; each step's mean reward stands for an episodic return; when charts/SPS is among the
+        scalars, a progress line every two seconds and at the last step."""
+        scalars, wall = {name: float(value) for name, value in scalars.items()}, time.time() - self.start
+        self.file.writelines(f"{step},{wall:.3f},{name},{value}\n" for name, value in scalars.items())
+        self.file.flush()
+        if self.wandb is not None:
+            self.wandb.log(scalars, step=step)
+        self.greedy_accuracy = scalars.get("eval/greedy_accuracy", self.greedy_accuracy)
+        if "charts/reward" in scalars:
+            self.episodic_returns.append((step, scalars["charts/reward"]))
+        if "charts/SPS" in scalars and (time.time() - self.last_print > 2.0 or step == self.total):
+            self.last_print, sps = time.time(), scalars["charts/SPS"]
+            recent = np.mean([r for _, r in self.episodic_returns[-20:]])
+            print(f"step {step:>5}/{self.total} | {sps:5.1f} steps/s | reward (last 20) {recent:.3f} | "
+                  f"greedy accuracy {self.greedy_accuracy:.3f} | ETA {(self.total - step) / sps:4.0f}s", flush=True)
+
+    def finish(self, model, after: dict, before: dict | None = None) -> dict:
+        """Close the files and print a closing line; main's return value."""
+        self.file.close()
+        if self.wandb is not None:
+            self.wandb.finish()
+
+        def change(name: str) -> str:
+            return (f"{before[name]:.3f} -> " if before else "") + f"{after[name]:.3f}"
+
+        print(f"greedy accuracy {change('eval/greedy_accuracy')}, sampled {change('eval/sampled_accuracy')} "
+              f"in {time.time() - self.start:.1f}s ({self.dir})", flush=True)
+        return dict(run_dir=self.dir, episodic_returns=self.episodic_returns, model=model, before=before, after=after)
+
+
+def save_checkpoint(path: str, model: CausalTransformer, config: dict, args: Args) -> None:
+    state = {"script": "grpo_toy.py", "task": args.task, "config": config, "args": asdict(args),
+             "model": model.state_dict()}
+    torch.save(state, path + ".tmp")
+    os.replace(path + ".tmp", path)  # atomic: a crash never leaves a half-written model.pt
+
+
+def load_checkpoint(path: str, task: str, device: torch.device) -> CausalTransformer:
+    if not os.path.isfile(path):
+        raise ValueError(f"--load-model {path} does not exist; pass the model.pt of a run made with --save-model.")
+    state = torch.load(path, map_location=device, weights_only=True)
+    if not isinstance(state, dict) or state.get("script") != "grpo_toy.py":
+        raise ValueError(f"{path} was not saved by grpo_toy.py; load it with the script that trained it.")
+    if state["task"] != task:
+        raise ValueError(f"{path} was trained on --task {state['task']}, not {task}; pass --task {state['task']}.")
+    model = CausalTransformer(**state["config"]).to(device)
+    model.load_state_dict(state["model"])
+    return model
+
+
+def eval_prompt_set(args: Args) -> torch.Tensor:
+    """`sum`: its 28 targets (the answers, not the prompts, must be discovered); `sort`: unseen random prompts."""
+    if args.task == "sum":
+        t = torch.arange(28)
+        return torch.stack([torch.full_like(t, BOS), t // 10, t % 10, torch.full_like(t, SEP)], dim=1)
+    return make_prompts("sort", args.eval_prompts, torch.Generator().manual_seed(100_000 + args.seed))
+
+
+def evaluate(model, args: Args, prompts: torch.Tensor, run: Run, step: int) -> dict:
+    """Greedy accuracy on the evaluation prompts and sampled accuracy over eval_samples draws of each, logged."""
+    n_new = TASKS[args.task]["answer_len"] + 1
+    greedy, _ = generate(model, prompts, n_new, greedy=True)
+    many = prompts.repeat_interleave(args.eval_samples, dim=0)
+    sampled, _ = generate(model, many, n_new, args.temperature)
+    result = {"eval/greedy_accuracy": (task_reward(args.task, prompts, greedy) == 1).float().mean().item(),
+              "eval/sampled_accuracy": (task_reward(args.task, many, sampled) == 1).float().mean().item()}
+    run.log(step, result)
+    return result
 
 
 if __name__ == "__main__":

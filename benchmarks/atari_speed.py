@@ -42,7 +42,7 @@ def main(argv=None) -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--steps", type=int, default=4000, help="agent steps per run, all processes together")
     parser.add_argument("--env-id", default="BreakoutNoFrameskip-v4")
-    parser.add_argument("--vector-envs", nargs="+", default=["ale", "ale-threads", "sync", "async"])
+    parser.add_argument("--vector-envs", nargs="+", default=["ale", "async"])
     parser.add_argument("--procs", nargs="+", type=int, default=[1, 2], help="process counts (2+: torchrun)")
     opts, extra = parser.parse_known_args(argv)  # anything else goes to a2c_atari.py
     configs = [(p, v) for p in opts.procs for v in opts.vector_envs]

@@ -86,7 +86,7 @@ SUITES = {
     ],
     "mujoco": [rl(s, e, 1_000_000) for s in ("ppo_continuous.py", "sac.py", "td3.py")
                for e in ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5")],
-    "atari": [rl("a2c_atari.py", e, 2_500_000, None, (1, 2, 3), 100, "--vector-env", "ale-threads")  # 10M frames = 2.5M agent steps
+    "atari": [rl("a2c_atari.py", e, 2_500_000, None, (1, 2, 3), 100)  # 10M frames = 2.5M agent steps
               for e in ("BreakoutNoFrameskip-v4", "PongNoFrameskip-v4")],
     "ablations": [
         ablation("a2c.py", "default", A2C_GROUPS),

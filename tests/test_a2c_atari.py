@@ -1,9 +1,8 @@
-"""Behaviour of a2c_atari.py on real ALE games: the preprocessing, what the learner sees against what is
-logged (clipped rewards and life-loss ends vs raw full-game scores), short trainings in one process and in
-two torchrun processes, seeded and threaded runs, save / load, bad input, Ctrl-C and --help."""
+"""Behaviour of a2c_atari.py on real ALE games: the preprocessing of both backends, what the learner sees against
+what is logged (clipped rewards and life-loss ends vs raw full-game scores), short trainings in one process and
+in two torchrun processes, seeded runs, save / load, bad input, Ctrl-C and --help."""
 import dataclasses
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,14 +21,12 @@ SCALARS = ["charts/episodic_return", "charts/episodic_length", "charts/SPS", "ch
            "losses/policy_loss", "losses/value_loss", "losses/entropy", "losses/explained_variance",
            "losses/grad_norm", "charts/advantage_mean", "charts/advantage_std"]
 TINY = dict(num_envs=4, num_steps=5, log_interval=5)
+BACKENDS = ["ale", "async"]
 
 
 def run(**overrides) -> dict:
-    return a2c_atari.main(a2c_atari.Args(**{"cuda": False, "eval_episodes": 0, "torch_threads": 1, **TINY, **overrides}))
-
-
-def weights(agent) -> dict:
-    return {k: v.clone() for k, v in agent.state_dict().items()}
+    return a2c_atari.main(a2c_atari.Args(**{"cuda": False, "eval_episodes": 0, "torch_threads": 1, **TINY,
+                                            **overrides}))
 
 
 def assert_same_weights(a: dict, b: dict) -> None:
@@ -74,8 +71,20 @@ def record_envs(monkeypatch, interrupt_after=None) -> list:
     return made
 
 
+def spy_on_gae(monkeypatch) -> list:
+    """(rewards, dones) of every rollout as main hands them to compute_gae."""
+    seen, real_gae = [], a2c_atari.compute_gae
+
+    def spy(rewards, values, dones, next_value, gamma, gae_lambda):
+        seen.append((rewards.clone(), dones.clone()))
+        return real_gae(rewards, values, dones, next_value, gamma, gae_lambda)
+
+    monkeypatch.setattr(a2c_atari, "compute_gae", spy)
+    return seen
+
+
 # ---- preprocessing
-@pytest.mark.parametrize("vector_env", ["ale", "sync"])
+@pytest.mark.parametrize("vector_env", BACKENDS)
 @pytest.mark.parametrize("env_id", ["BreakoutNoFrameskip-v4", "ALE/Pong-v5"])
 def test_preprocessing_gives_four_stacked_84x84_uint8_frames(env_id, vector_env):
     a2c_atari.check_args(a2c_atari.Args(env_id=env_id))  # registers the ALE ids
@@ -132,13 +141,13 @@ def test_learning_signal_clips_rewards_and_ends_on_a_lost_life():
     np.testing.assert_array_equal(done, [False, True, True, True, False])
 
 
-@pytest.mark.parametrize("vector_env", ["ale", "sync"])
+@pytest.mark.parametrize("vector_env", BACKENDS)
 def test_learner_sees_clipped_rewards_and_life_loss_ends_while_raw_full_game_scores_are_logged(monkeypatch, vector_env):
     """Berzerk pays 50 points per robot, has 3 lives and short random games. Spying on compute_gae: the
     rollout's rewards must be the signs of the raw rewards and its dones must include every lost life, while
     the logged returns are the raw sums over whole games, which go on across lost lives."""
     made, seen = record_envs(monkeypatch), spy_on_gae(monkeypatch)
-    out = run(env_id="BerzerkNoFrameskip-v4", total_timesteps=800, vector_env=vector_env)
+    out = run(env_id="BerzerkNoFrameskip-v4", total_timesteps=800, vector_env=vector_env, seed=2)  # games end in it
     rec = made[0]
     raw = np.stack(rec.rewards)
     game_over = np.stack(rec.terminated) | np.stack(rec.truncated)
@@ -159,6 +168,32 @@ def test_learner_sees_clipped_rewards_and_life_loss_ends_while_raw_full_game_sco
     assert [r for _, r in read_metrics(out["run_dir"])["charts/episodic_return"]] == logged
 
 
+# Breakout cut by a 200-frame time limit, so that truncations happen in a short test.
+gym.register("TestBreakout200Frames-v0", entry_point="ale_py.env:AtariEnv",
+             kwargs=dict(game="breakout", repeat_action_probability=0.0, full_action_space=False, frameskip=1,
+                         max_num_frames_per_episode=200))
+
+
+@pytest.mark.parametrize("vector_env", BACKENDS)
+def test_time_limit_is_bootstrapped_with_the_value_of_the_true_final_frames(monkeypatch, vector_env):
+    """A truncated step reaches the learner as done with reward sign(r) + gamma * V(final observation); every
+    other step with sign(r). The learning rate is so small that the weights after the one update are those
+    that acted."""
+    made, seen = record_envs(monkeypatch), spy_on_gae(monkeypatch)
+    out = run(env_id="TestBreakout200Frames-v0", num_envs=2, num_steps=60, total_timesteps=120, learning_rate=1e-30,
+              vector_env=vector_env)
+    rec = made[0]
+    (rewards, dones), = seen
+    cut = np.stack(rec.truncated) & ~np.stack(rec.terminated)
+    assert cut.sum(0).tolist() == [1, 1]  # each game cut once by the time limit
+    expected = torch.from_numpy(np.sign(np.stack(rec.rewards))).float()
+    for t, i in zip(*np.nonzero(cut)):
+        with torch.no_grad():
+            expected[t, i] += 0.99 * out["agent"].get_value(torch.from_numpy(rec.final_obs[t][i][None]))[0]
+    assert dones[torch.from_numpy(cut)].tolist() == [1.0, 1.0]
+    torch.testing.assert_close(rewards, expected)
+
+
 # ---- the network and the loss
 def test_nature_cnn_shared_by_both_heads_takes_uint8_frames():
     agent = a2c_atari.Agent(4)
@@ -175,55 +210,6 @@ def test_nature_cnn_shared_by_both_heads_takes_uint8_frames():
     assert entropy.min() > math.log(4) - 0.01  # the policy head starts near uniform
 
 
-def test_a2c_loss_by_hand():
-    logprob = torch.tensor([-0.5, -1.5, -3.0], requires_grad=True)
-    values = torch.tensor([1.0, 0.0, -2.0], requires_grad=True)
-    adv, ret, ent = torch.tensor([1.0, -2.0, 0.5]), torch.tensor([2.0, 1.0, -2.0]), torch.tensor([1.2, 0.9, 0.3])
-    loss, (pg, vl, em) = a2c_atari.a2c_loss(logprob, ent, values, adv, ret, ent_coef=0.01, vf_coef=0.5)
-    assert pg.item() == pytest.approx(-(-0.5 + 3.0 - 1.5) / 3)
-    assert vl.item() == pytest.approx(0.5 * (1.0 + 1.0 + 0.0) / 3)
-    assert loss.item() == pytest.approx(pg.item() + 0.5 * vl.item() - 0.01 * 0.8)
-    loss.backward()
-    torch.testing.assert_close(logprob.grad, -adv / 3)  # advantages and returns are constants
-    torch.testing.assert_close(values.grad, 0.5 * (values.detach() - ret) / 3)
-
-
-def spy_on_gae(monkeypatch) -> list:
-    """(rewards, dones) of every rollout as main hands them to compute_gae."""
-    seen, real_gae = [], a2c_atari.compute_gae
-
-    def spy(rewards, values, dones, next_value, gamma, gae_lambda):
-        seen.append((rewards.clone(), dones.clone()))
-        return real_gae(rewards, values, dones, next_value, gamma, gae_lambda)
-
-    monkeypatch.setattr(a2c_atari, "compute_gae", spy)
-    return seen
-
-
-# Breakout cut by a 200-frame (50-step) time limit, so that truncations happen in a short test.
-gym.register("TestBreakout200Frames-v0", entry_point="ale_py.env:AtariEnv",
-             kwargs=dict(game="breakout", repeat_action_probability=0.0, full_action_space=False, frameskip=1,
-                         max_num_frames_per_episode=200))
-
-
-def test_time_limit_is_bootstrapped_with_the_value_of_the_true_final_frames(monkeypatch):
-    """A truncated step reaches the learner as done with reward sign(r) + gamma * V(final observation).
-    The learning rate is so small that the weights after the one update are those that acted."""
-    made, seen = record_envs(monkeypatch), spy_on_gae(monkeypatch)
-    out = run(env_id="TestBreakout200Frames-v0", num_envs=2, num_steps=60, total_timesteps=120, learning_rate=1e-30)
-    rec = made[0]
-    (rewards, dones), = seen
-    truncated = np.stack(rec.truncated) & ~np.stack(rec.terminated)
-    assert truncated[49].all() and truncated.sum() == 2  # both games cut at their 50th step
-    assert dones[49].tolist() == [1.0, 1.0]
-    with torch.no_grad():
-        v_final = out["agent"].get_value(torch.from_numpy(rec.final_obs[49]))
-    torch.testing.assert_close(rewards[49], torch.from_numpy(np.sign(rec.rewards[49])).float() + 0.99 * v_final)
-    others = np.ones(len(rec.rewards), bool)
-    others[49] = False
-    np.testing.assert_array_equal(rewards[others].numpy(), np.sign(np.stack(rec.rewards))[others])
-
-
 # ---- short trainings
 def test_smoke_training_logs_finite_scalars():
     out = run(total_timesteps=800)
@@ -238,38 +224,76 @@ def test_smoke_training_logs_finite_scalars():
     assert lr == sorted(lr, reverse=True) and lr[-1] < 7e-4 / 10  # linear decay towards 0
 
 
-@pytest.mark.parametrize("one_by_one,parallel", [("ale", "ale-threads"), ("sync", "async")])
-def test_seeded_runs_are_reproducible_and_parallel_envs_give_the_same_results(one_by_one, parallel):
-    """Threads (ale-py) and subprocesses (AsyncVectorEnv) change the speed only: same frames, rewards and
-    actions, hence bit-identical weights; another seed gives other weights."""
+def test_seeded_runs_are_reproducible():
+    """The default backend steps the games in ale-py's worker threads: the same seed must still give the same
+    games and actions, hence bit-identical weights; another seed gives other weights."""
     budget = dict(num_envs=2, total_timesteps=100, log_interval=1)
-    first, second = run(seed=3, vector_env=one_by_one, **budget), run(seed=3, vector_env=parallel, **budget)
-    other = run(seed=4, vector_env=one_by_one, **budget)
-    assert_same_weights(weights(first["agent"]), weights(second["agent"]))
-    assert any(not torch.equal(a, b) for a, b in zip(first["agent"].parameters(), other["agent"].parameters()))
+    first, second, other = (run(seed=seed, **budget)["agent"].state_dict() for seed in (3, 3, 4))
+    assert_same_weights(first, second)
+    assert any(not torch.equal(first[k], other[k]) for k in first)
 
 
 def test_capture_video_writes_mp4_with_gymnasium_envs():
-    out = run(vector_env="sync", capture_video=True, num_envs=2, total_timesteps=100)
+    out = run(vector_env="async", capture_video=True, num_envs=2, total_timesteps=100)
     assert list((Path(out["run_dir"]) / "videos").glob("*.mp4"))
 
 
-def test_two_torchrun_processes_end_with_identical_weights(tmp_path):
-    """Two gloo processes, each with its own games: their data differ, their weights must not."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           str(ROOT / "a2c_atari.py"), "--no-cuda", "--num-envs", "2", "--num-steps", "5", "--total-timesteps", "200",
-           "--log-interval", "5", "--eval-episodes", "0", "--torch-threads", "1", "--save-model",
-           "--rank-weights-dir", str(tmp_path / "ranks")]
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=180, env=env)
+# Run by torchrun in every process: a2c_atari.main, with spies that keep the first update's own gradient (before
+# the all-reduce), its mean over the processes (after it), the weights that update started from and the frames
+# it learned from.
+LAUNCHER = """
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, {root!r})
+import a2c_atari
+
+first, average, evaluate = {{}}, a2c_atari.average_gradients, a2c_atari.Agent.evaluate_actions
+
+
+def average_spy(params, world):
+    if "mean" not in first:
+        first.update(initial=[p.detach().clone() for p in params], own=[p.grad.clone() for p in params])
+    average(params, world)
+    first.setdefault("mean", [p.grad.clone() for p in params])
+
+
+def evaluate_spy(agent, frames, actions):
+    first.setdefault("frames", frames.clone())
+    return evaluate(agent, frames, actions)
+
+
+a2c_atari.average_gradients, a2c_atari.Agent.evaluate_actions = average_spy, evaluate_spy
+out = a2c_atari.main(a2c_atari.Args(cuda=False, num_envs=2, num_steps=5, total_timesteps=200, log_interval=5,
+                                    eval_episodes=0, torch_threads=1, save_model=True))
+torch.save(dict(first, model=out["agent"].state_dict()), f"rank{{os.environ['RANK']}}.pt")
+"""
+
+
+def test_two_torchrun_processes_average_their_gradients_and_end_with_identical_weights(tmp_path, monkeypatch):
+    """Two gloo processes, each with its own games: their frames and own gradients differ, the all-reduce hands
+    both the mean of the two gradients, and so their weights stay identical."""
+    (tmp_path / "launcher.py").write_text(LAUNCHER.format(root=str(ROOT)))
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(k, raising=False)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "launcher.py"]
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
-    rank0, rank1 = (torch.load(tmp_path / "ranks" / f"rank{r}.pt", weights_only=True) for r in (0, 1))
-    assert not torch.equal(rank0["last_obs"], rank1["last_obs"])  # different games (seed offset per rank)
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert not torch.equal(rank0["frames"], rank1["frames"])  # different games (seed offset per rank)
+    for initial0, initial1 in zip(rank0["initial"], rank1["initial"]):
+        assert torch.equal(initial0, initial1)  # the same starting weights
+    assert any(not torch.equal(g0, g1) for g0, g1 in zip(rank0["own"], rank1["own"]))
+    for g0, g1, mean0, mean1 in zip(rank0["own"], rank1["own"], rank0["mean"], rank1["mean"]):
+        torch.testing.assert_close(mean0, (g0 + g1) / 2, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(mean1, (g0 + g1) / 2, rtol=1e-5, atol=1e-7)
+    # Bit-identical: both processes apply the same averaged gradients to the same weights with the same code.
     assert_same_weights(rank0["model"], rank1["model"])
-    torch.manual_seed(1)
-    initial = a2c_atari.Agent(4).state_dict()
+    initial = dict(zip(rank0["model"], rank0["initial"]))
     assert any(not torch.equal(initial[k], rank0["model"][k]) for k in initial)  # and they trained
-    (run_dir,) = Path("runs").iterdir()  # one run directory, written by rank 0 only
+    (run_dir,) = (tmp_path / "runs").iterdir()  # one run directory, written by rank 0 only
     assert_same_weights(torch.load(run_dir / "model.pt", weights_only=True)["model"], rank0["model"])
     metrics = read_metrics(run_dir)
     assert_finite_scalars(metrics, SCALARS[2:])
@@ -285,21 +309,22 @@ def test_saved_model_reloads_and_acts_identically():
     assert path.is_file() and not Path(str(path) + ".tmp").exists()
     assert Path(trained["run_dir"]).name.startswith("ALE_Pong-v5__a2c_atari__1__")  # no "/" in the name
     loaded = run(env_id="ALE/Pong-v5", load_model=str(path), eval_episodes=1)
+    # Exact equality: the same code runs on the same weights and inputs (and on the same evaluation games).
     obs = torch.randint(0, 256, (8, 4, 84, 84), dtype=torch.uint8)
     with torch.no_grad():
-        torch.testing.assert_close(loaded["agent"].act_deterministic(obs), trained["agent"].act_deterministic(obs))
-        torch.testing.assert_close(loaded["agent"].get_value(obs), trained["agent"].get_value(obs))
+        assert torch.equal(loaded["agent"].act_deterministic(obs), trained["agent"].act_deterministic(obs))
+        assert torch.equal(loaded["agent"].get_value(obs), trained["agent"].get_value(obs))
     assert len(trained["eval_returns"]) == 1 and -21 <= trained["eval_returns"][0] < 0  # a raw Pong score
     assert loaded["eval_returns"] == trained["eval_returns"]
     assert read_metrics(loaded["run_dir"])["eval/episodic_return"] == [(0, trained["eval_returns"][0])]
     state = torch.load(path, weights_only=True)
-    assert state["script"] == "a2c_atari.py" and state["env_id"] == "ALE/Pong-v5"
+    assert state["script"] == "a2c_atari.py" and state["env_id"] == "ALE/Pong-v5" and state["n_actions"] == 6
 
 
 def test_checkpoint_from_another_script_or_game_is_refused(tmp_path):
     pong = str(tmp_path / "pong.pt")
-    a2c_atari.save_checkpoint(pong, a2c_atari.Agent(6), a2c_atari.Args(env_id="ALE/Pong-v5"), 6)
-    with pytest.raises(ValueError, match=r"trained on ALE/Pong-v5, not BreakoutNoFrameskip-v4; pass --env-id ALE/Pong-v5"):
+    a2c_atari.save_checkpoint(pong, a2c_atari.Agent(6), a2c_atari.Args(env_id="ALE/Pong-v5"))
+    with pytest.raises(ValueError, match=r"trained on ALE/Pong-v5, not BreakoutNoFrameskip-v4; pass --env-id ALE/Pong"):
         run(load_model=pong)
     other = str(tmp_path / "other.pt")
     torch.save({"script": "a2c.py", "env_id": "BreakoutNoFrameskip-v4", "model": {}}, other)
@@ -308,31 +333,33 @@ def test_checkpoint_from_another_script_or_game_is_refused(tmp_path):
 
 
 # ---- bad input
-@pytest.mark.parametrize("overrides,message", [
-    (dict(env_id="CartPole-v1"), r"CartPole-v1 is not an Atari game.*use a2c\.py"),
-    (dict(env_id="NoSuchGame-v0"), r"unknown environment id 'NoSuchGame-v0'"),
-    (dict(total_timesteps=10), r"smaller than one batch"),
-    (dict(learning_rate=0.0), r"--learning-rate must be positive"),
-    (dict(capture_video=True), r"--capture-video needs --vector-env sync or async"),
-    (dict(load_model="missing/model.pt"), r"does not exist"),
+@pytest.mark.parametrize("overrides,processes,message", [
+    (dict(env_id="CartPole-v1"), "1", r"CartPole-v1 is not an Atari game.*use a2c\.py"),
+    (dict(env_id="NoSuchGame-v0"), "1", r"unknown environment id 'NoSuchGame-v0'"),
+    (dict(total_timesteps=10), "1", r"smaller than one rollout"),
+    (dict(total_timesteps=30), "2", r"smaller than one rollout \(num_envs \* num_steps \* processes = 40\)"),
+    (dict(learning_rate=0.0), "1", r"--learning-rate must be positive"),
+    (dict(log_interval=0), "1", r"--log-interval must be at least 1"),
+    (dict(capture_video=True), "1", r"--capture-video needs --vector-env async"),
+    (dict(load_model="missing/model.pt"), "1", r"does not exist"),
+    (dict(load_model="model.pt"), "2", r"--load-model evaluates in one process; run it with python, not torchrun"),
 ])
-def test_bad_arguments_fail_with_a_clear_message(overrides, message):
+def test_bad_arguments_fail_with_a_clear_message(monkeypatch, overrides, processes, message):
+    monkeypatch.setenv("WORLD_SIZE", processes)  # as torchrun sets it
     with pytest.raises(ValueError, match=message):
         run(**overrides)
-    assert not Path("runs").exists()  # rejected before anything was built or written
+    assert not Path("runs").exists()  # refused before anything was built or written
 
 
-def test_missing_ale_py_names_the_pip_command(monkeypatch):
-    monkeypatch.setitem(sys.modules, "ale_py", None)  # what `import ale_py` sees when it is not installed
-    with pytest.raises(ValueError, match=r'needs ale-py.*pip install "gymnasium\[atari\]"'):
-        run()
-
-
-def test_missing_opencv_names_the_pip_command_for_the_gymnasium_wrappers(monkeypatch):
-    monkeypatch.setitem(sys.modules, "cv2", None)
-    with pytest.raises(ValueError, match=r"--vector-env async uses gymnasium's AtariPreprocessing, which needs opencv.*"
-                                         r"pip install opencv-python-headless"):
-        run(vector_env="async")
+@pytest.mark.parametrize("module,overrides,message", [
+    ("ale_py", {}, r'needs ale-py.*pip install "gymnasium\[atari\]"'),
+    ("cv2", {"vector_env": "async"}, r"--vector-env async uses gymnasium's AtariPreprocessing, which needs opencv.*"
+                                     r"pip install opencv-python-headless"),
+])
+def test_missing_ale_py_or_opencv_names_the_pip_command(monkeypatch, module, overrides, message):
+    monkeypatch.setitem(sys.modules, module, None)  # what `import` sees when the package is not installed
+    with pytest.raises(ValueError, match=message):
+        run(**overrides)
     assert not Path("runs").exists()
 
 
@@ -349,9 +376,10 @@ def test_ctrl_c_stops_cleanly_and_keeps_metrics_and_model(monkeypatch):
 
 
 # ---- command line
-def test_help_lists_every_flag_with_its_docstring():
+def test_help_lists_every_flag_with_its_comment():
     text = subprocess.run([sys.executable, "a2c_atari.py", "--help"], cwd=ROOT, capture_output=True, text=True,
                           check=True, env={"COLUMNS": "200", "PATH": ""}).stdout
     for field in dataclasses.fields(a2c_atari.Args):
         assert f"--{field.name.replace('_', '-')}" in text, field.name
     assert "the GAE lambda (1.0: the paper's n-step returns" in text and "(default: 1.0)" in text
+    assert "{ale,async}" in text

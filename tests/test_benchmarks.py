@@ -58,7 +58,7 @@ def test_a_failing_run_is_reported_and_not_marked_done(tmp_path, monkeypatch):
     (tmp_path / "runs" / "bad").mkdir(parents=True)
     status = runner.run_one("bad", job, 1)
     assert status.startswith("FAIL") and not runner.done_file("bad", job, 1).exists()
-    assert "discrete action space" in (tmp_path / "runs" / "bad" / "ppo__Pendulum-v1__1.log").read_text()
+    assert "needs discrete actions" in (tmp_path / "runs" / "bad" / "ppo__Pendulum-v1__1.log").read_text()
 
 
 def test_ablation_variants_get_their_own_runs_and_one_figure_per_group(tmp_path, monkeypatch):

@@ -9,8 +9,8 @@ import torch
 import dpo_toy as d
 from helpers import DEVICES, assert_finite_scalars, read_args, read_metrics
 
-STEP_SCALARS = ["loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins",
-                "logps/chosen", "logps/rejected", "learning_rate"]
+STEP_SCALARS = ["losses/loss", "losses/grad_norm", "rewards/chosen", "rewards/rejected", "rewards/accuracies",
+                "rewards/margins", "logps/chosen", "logps/rejected", "charts/learning_rate", "charts/epoch"]
 EVAL_SCALARS = ["eval/greedy_accuracy", "eval/sampled_accuracy"]
 # A run of a couple of seconds. `sum` because an untrained model already answers it by chance (~4 %), so
 # eight samples per prompt give pairs without a long warm-up.
@@ -43,9 +43,11 @@ def test_at_initialization_ipo_is_one_over_four_beta_squared_and_hinge_is_one(be
 
 
 def test_losses_away_from_initialization_match_their_formulas():
-    pi_c, pi_r, ref_c, ref_r, beta = torch.tensor([-1.0]), torch.tensor([-4.0]), torch.tensor([-2.0]), torch.tensor([-3.0]), 0.3
+    pi_c, pi_r, ref_c, ref_r = torch.tensor([-1.0]), torch.tensor([-4.0]), torch.tensor([-2.0]), torch.tensor([-3.0])
+    beta = 0.3
     h = (-1 + 2) - (-4 + 3)  # = 2
-    expected = {"sigmoid": math.log(1 + math.exp(-beta * h)), "ipo": (h - 1 / (2 * beta)) ** 2, "hinge": max(0, 1 - beta * h)}
+    expected = {"sigmoid": math.log(1 + math.exp(-beta * h)), "ipo": (h - 1 / (2 * beta)) ** 2,
+                "hinge": max(0, 1 - beta * h)}
     for loss_type, value in expected.items():
         losses, reward_c, reward_r = d.dpo_loss(pi_c, pi_r, ref_c, ref_r, beta, loss_type)
         assert losses.item() == pytest.approx(value, rel=1e-6)
@@ -121,8 +123,8 @@ def test_tiny_run_logs_finite_metrics_and_accuracies_every_epoch(cuda):
     out = d.main(replace(TINY, cuda=cuda, save_model=True))
     assert os.path.basename(out["run_dir"]).startswith("sum__dpo_toy__1__")
     metrics = read_metrics(out["run_dir"])
-    assert_finite_scalars(metrics, STEP_SCALARS + EVAL_SCALARS)
-    steps = len(metrics["loss"])
+    assert_finite_scalars(metrics, STEP_SCALARS + EVAL_SCALARS + ["charts/SPS"])
+    steps = len(metrics["losses/loss"])
     assert steps == 2 * math.ceil(out["num_pairs"] / 8) and out["num_pairs"] > 0
     assert [s for s, _ in metrics["eval/sampled_accuracy"]] == [0, steps // 2, steps]  # before, after each epoch
     assert metrics["rewards/margins"][0][1] == 0.0  # the first step sees policy == reference

@@ -10,8 +10,9 @@ import torch
 import grpo_toy as g
 from helpers import DEVICES, assert_finite_scalars, read_args, read_metrics
 
-TRAIN_SCALARS = ["reward", "reward_std", "frac_reward_zero_std", "kl", "clip_ratio", "completion_length", "loss",
-                 "learning_rate", "eval/greedy_accuracy", "eval/sampled_accuracy"]
+TRAIN_SCALARS = ["charts/reward", "charts/reward_std", "charts/frac_reward_zero_std", "charts/completion_length",
+                 "charts/learning_rate", "charts/SPS", "losses/loss", "losses/kl", "losses/clip_ratio",
+                 "losses/grad_norm", "eval/greedy_accuracy", "eval/sampled_accuracy"]
 # A run of a couple of seconds: a few warm-up and GRPO steps, two evaluations.
 TINY = g.Args(warmup_steps=5, total_steps=6, num_prompts=4, num_generations=4, eval_frequency=3,
               eval_samples=2, cuda=False)
@@ -112,7 +113,8 @@ def grpo_loss_reference(logp, old, ref, adv, mask, beta, eps, loss_type):
             if mask[i][t]:
                 ratio = math.exp(logp[i][t] - old[i][t])
                 d = ref[i][t] - logp[i][t]
-                terms.append(-min(ratio * adv[i], min(max(ratio, 1 - eps), 1 + eps) * adv[i]) + beta * (math.exp(d) - d - 1))
+                surrogate = -min(ratio * adv[i], min(max(ratio, 1 - eps), 1 + eps) * adv[i])
+                terms.append(surrogate + beta * (math.exp(d) - d - 1))
         per_seq.append(sum(terms) / len(terms))
         total, count = total + sum(terms), count + len(terms)
     return {"grpo": sum(per_seq) / len(per_seq), "bnpo": total / count, "dapo": total / count,
@@ -127,7 +129,8 @@ def test_loss_aggregation_matches_a_token_loop(loss_type):
     mask = g.completion_mask(torch.tensor([[1, 2, g.END, 3, 3], [1, 2, 3, 4, g.END], [g.END, 1, 1, 1, 1],
                                            [1, 1, 1, 1, 1]]), g.END).double()
     loss, _ = g.grpo_loss(logp, old, ref, adv, mask, beta=0.04, epsilon=0.2, loss_type=loss_type)
-    expected = grpo_loss_reference(logp.tolist(), old.tolist(), ref.tolist(), adv.tolist(), mask.tolist(), 0.04, 0.2, loss_type)
+    expected = grpo_loss_reference(logp.tolist(), old.tolist(), ref.tolist(), adv.tolist(), mask.tolist(), 0.04, 0.2,
+                                   loss_type)
     assert loss.item() == pytest.approx(expected, rel=1e-9)
 
 
@@ -162,7 +165,8 @@ def test_prompt_positions_never_reach_the_completion_logprobs():
     logits = model(seqs).detach()
     tampered = logits.clone()
     tampered[:, : prompts.shape[1] - 1] = torch.randn_like(tampered[:, : prompts.shape[1] - 1]) * 10
-    torch.testing.assert_close(g.completion_logprobs(tampered, seqs, 4), g.completion_logprobs(logits, seqs, 4), rtol=0, atol=0)
+    torch.testing.assert_close(g.completion_logprobs(tampered, seqs, 4), g.completion_logprobs(logits, seqs, 4),
+                               rtol=0, atol=0)
     assert g.completion_logprobs(logits, seqs, 4).shape == (5, 4)
 
 
@@ -198,7 +202,7 @@ def test_tiny_run_logs_finite_metrics_and_saves_a_model(cuda):
     assert os.path.basename(out["run_dir"]).startswith("sum__grpo_toy__1__")
     metrics = read_metrics(out["run_dir"])
     assert_finite_scalars(metrics, TRAIN_SCALARS)
-    assert [s for s, _ in metrics["reward"]] == list(range(1, 7))
+    assert [s for s, _ in metrics["charts/reward"]] == list(range(1, 7))
     assert [s for s, _ in metrics["eval/greedy_accuracy"]] == [0, 3, 6]
     assert read_args(out["run_dir"])["num_generations"] == 4
     assert [s for s, _ in out["episodic_returns"]] == list(range(1, 7))
@@ -209,9 +213,10 @@ def test_tiny_run_logs_finite_metrics_and_saves_a_model(cuda):
 def test_seeded_runs_are_reproducible():
     args = replace(TINY, num_iterations=2, epsilon_high=0.28, loss_type="dr_grpo")
     a, b = read_metrics(g.main(args)["run_dir"]), read_metrics(g.main(args)["run_dir"])
-    for name in ["reward", "loss", "kl", "clip_ratio", "eval/sampled_accuracy"]:
+    for name in ["charts/reward", "losses/loss", "losses/kl", "losses/clip_ratio", "losses/grad_norm",
+                 "eval/sampled_accuracy"]:
         assert a[name] == b[name]
-    assert a["loss"] != read_metrics(g.main(replace(args, seed=2))["run_dir"])["loss"]
+    assert a["losses/loss"] != read_metrics(g.main(replace(args, seed=2))["run_dir"])["losses/loss"]
 
 
 def test_saved_model_reloads_and_evaluates_identically():
@@ -257,7 +262,7 @@ def test_ctrl_c_keeps_the_metrics_and_the_model(monkeypatch):
 
     monkeypatch.setattr(g, "group_advantages", advantages_then_interrupt)
     out = g.main(replace(TINY, save_model=True))
-    assert [s for s, _ in read_metrics(out["run_dir"])["reward"]] == [1, 2, 3]
+    assert [s for s, _ in read_metrics(out["run_dir"])["charts/reward"]] == [1, 2, 3]
     assert os.path.exists(os.path.join(out["run_dir"], "model.pt"))
 
 

@@ -1,5 +1,6 @@
-"""The math of ppo.py, a2c.py and ppo_continuous.py against hand computations and torch.distributions, and the
-numpy acting of ppo.py and a2c.py against the torch networks it mirrors."""
+"""The math of the on-policy scripts (ppo.py, a2c.py, ppo_continuous.py, and a2c_atari.py where it shares it)
+against hand computations and torch.distributions, and the numpy acting of ppo.py and a2c.py against the torch
+networks it mirrors."""
 import math
 
 import numpy as np
@@ -9,6 +10,7 @@ import torch.nn as nn
 from torch.distributions import Categorical, Normal
 
 import a2c
+import a2c_atari
 import ppo
 import ppo_continuous
 
@@ -87,20 +89,23 @@ def test_approx_kl_k3_is_exact_in_expectation(module):
     assert module.approx_kl(torch.zeros(5)).item() == 0.0
 
 
-@pytest.mark.parametrize("module", [ppo, a2c, ppo_continuous], ids=["ppo", "a2c", "ppo_continuous"])
+@pytest.mark.parametrize("module", [ppo, a2c, ppo_continuous, a2c_atari], ids=["ppo", "a2c", "ppo_continuous", "a2c_atari"])
 def test_explained_variance(module):
-    y = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    y, pred = torch.tensor([1.0, 2.0, 4.0, 7.0]), torch.tensor([1.0, 3.0, 4.0, 6.0])
+    # mean(y) = 3.5: Var[y] = (6.25 + 2.25 + 0.25 + 12.25) / 3 = 7; y - pred = (0, -1, 0, 1): Var = 2 / 3
+    assert module.explained_variance(pred, y).item() == pytest.approx(1 - (2 / 3) / 7)
     assert module.explained_variance(y, y).item() == pytest.approx(1.0)
-    assert module.explained_variance(torch.full_like(y, y.mean()), y).item() == pytest.approx(0.0)
-    assert module.explained_variance(-y, y).item() == pytest.approx(1 - (2 * y).var().item() / y.var().item())
-    assert math.isnan(module.explained_variance(y, torch.ones(4)).item())  # a constant target: undefined
+    assert module.explained_variance(torch.full_like(y, 3.5), y).item() == pytest.approx(0.0)
+    constant = module.explained_variance(y, torch.ones(4))
+    assert constant.dim() == 0 and math.isnan(constant.item())  # a constant target: undefined
 
 
-def test_a2c_loss_by_hand():
+@pytest.mark.parametrize("module", [a2c, a2c_atari], ids=["a2c", "a2c_atari"])
+def test_a2c_loss_by_hand(module):
     logprob = torch.tensor([-1.0, -2.0], requires_grad=True)
     values = torch.tensor([0.5, 1.0], requires_grad=True)
     adv, ret, ent = torch.tensor([2.0, -1.0]), torch.tensor([1.5, 0.0]), torch.tensor([0.7, 0.5])
-    loss, (pg, vl, em) = a2c.a2c_loss(logprob, ent, values, adv, ret, ent_coef=0.01, vf_coef=0.5)
+    loss, (pg, vl, em) = module.a2c_loss(logprob, ent, values, adv, ret, ent_coef=0.01, vf_coef=0.5)
     assert pg.item() == pytest.approx(-(2.0 * -1.0 + -1.0 * -2.0) / 2)
     assert vl.item() == pytest.approx(0.5 * (1.0 + 1.0) / 2)
     assert loss.item() == pytest.approx(pg.item() + 0.5 * vl.item() - 0.01 * 0.6)
