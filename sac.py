@@ -300,11 +300,12 @@ def main(args: Args) -> dict:
                 q_optimizer.step()
 
                 if updates % args.policy_frequency == 0:
+                    qf1.requires_grad_(False), qf2.requires_grad_(False)  # the actor's loss trains the actor only
                     for _ in range(args.policy_frequency):
                         pi, log_prob = actor.sample(b_obs)
                         loss_pi = actor_loss(log_prob, qf1(b_obs, pi), qf2(b_obs, pi), alpha)
                         actor_optimizer.zero_grad()
-                        loss_pi.backward()  # also fills the critics' gradients, which their next step clears
+                        loss_pi.backward()
                         actor_grad_norm = nn.utils.get_total_norm([p.grad for p in actor.parameters()])
                         actor_optimizer.step()
                         if args.autotune:
@@ -312,6 +313,7 @@ def main(args: Args) -> dict:
                             alpha_loss(log_alpha, log_prob, target_entropy).backward()
                             alpha_optimizer.step()
                             alpha = log_alpha.detach().exp()
+                    qf1.requires_grad_(True), qf2.requires_grad_(True)
                 if updates % args.target_network_frequency == 0:
                     polyak_update(q_target_params, q_params, args.tau)
 

@@ -281,11 +281,13 @@ def main(args: Args) -> dict:
                 q_optimizer.step()
 
                 if updates % args.policy_frequency == 0:  # the delay: actor and all targets every d-th step
+                    qf1.requires_grad_(False)  # the actor's loss trains the actor: no gradients for Q_1's weights
                     loss_mu = actor_loss(qf1, actor, b_obs)
                     actor_optimizer.zero_grad()
-                    loss_mu.backward()  # also fills Q_1's gradients, which its next step clears
+                    loss_mu.backward()
                     actor_grad_norm = nn.utils.get_total_norm([p.grad for p in actor.parameters()])
                     actor_optimizer.step()
+                    qf1.requires_grad_(True)
                     polyak_update(target_params, params, args.tau)
 
                 if updates % 100 == 0:  # the updates' only host sync

@@ -39,9 +39,9 @@ def main() -> None:
         cmd = [sys.executable, str(ROOT / opts.script), "--env-id", opts.env_id, "--seed", str(seed),
                "--exp-name", exp_name, "--runs-dir", opts.runs_dir, *opts.extra]
         print("$", " ".join(cmd[1:]), flush=True)
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
-        prefix = f"{opts.env_id}__{exp_name}__{seed}__"
-        run_dir = max((p for p in Path(opts.runs_dir).iterdir() if p.name.startswith(prefix)), key=lambda p: p.stat().st_mtime)
+        done = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        # the script names its own run directory (never another run's, even when checks run side by side)
+        run_dir = Path(next(line.split(": ", 1)[1] for line in done.stdout.splitlines() if line.startswith("run directory: ")))
         rows.append((seed, run_dir, summarize(read_metrics(run_dir), threshold=opts.threshold, window=opts.window)))
     print(f"\n{opts.script} on {opts.env_id} {' '.join(opts.extra)}")
     print(f"| seed | final return (last {opts.window} ep.) | eval return | first step mean>={opts.threshold:g} | seconds | SPS | steps |")
