@@ -85,8 +85,8 @@ def check_args(args: Args) -> None:
     """Refuse bad arguments, or spaces this script cannot handle, with one clear sentence before anything is built."""
     try:
         env = gym.make(args.env_id, disable_env_checker=True)
-    except gym.error.Error as e:
-        raise ValueError(f"cannot make environment {args.env_id!r} ({e}); check the spelling and version.") from None
+    except gym.error.Error as e:  # an unknown id, or a missing package (the message names the pip command)
+        raise ValueError(f"cannot make environment {args.env_id!r}: {e}") from None
     obs, act = env.observation_space, env.action_space
     env.close()
     batch = args.num_envs * args.num_steps
@@ -112,13 +112,12 @@ def check_args(args: Args) -> None:
 
 # ---------------------------------------------------------------- environments
 def make_env(env_id: str, idx: int, capture_video: bool, run_dir: str):
-    def thunk():
-        # The passive checker only inspects the first steps but stays in the per-step call chain.
+    def thunk():  # no passive env checker (it stays in every step's call chain); an env with no time limit gets one
+        kwargs = dict(disable_env_checker=True, max_episode_steps=gym.spec(env_id).max_episode_steps or 10_000)
         if capture_video and idx == 0:
-            env = gym.make(env_id, render_mode="rgb_array", disable_env_checker=True)
-            env = gym.wrappers.RecordVideo(env, os.path.join(run_dir, "videos"))
+            env = gym.wrappers.RecordVideo(gym.make(env_id, render_mode="rgb_array", **kwargs), f"{run_dir}/videos")
         else:
-            env = gym.make(env_id, disable_env_checker=True)
+            env = gym.make(env_id, **kwargs)
         if not (isinstance(env.observation_space, gym.spaces.Box) and len(env.observation_space.shape) == 1):
             env = gym.wrappers.FlattenObservation(env)  # a Box of any shape to a vector, Discrete to one-hot
         return gym.wrappers.RecordEpisodeStatistics(env)
@@ -212,7 +211,7 @@ NUMPY_ACTIVATIONS = {nn.Tanh: np.tanh, nn.ReLU: lambda x: np.maximum(x, 0.0), nn
 def numpy_forward(net: nn.Sequential):
     """net as a numpy function, read off its layers (weights copied now), or through torch where it cannot be."""
     ops = []
-    for layer in net:
+    for layer in net if isinstance(net, nn.Sequential) else [net]:  # an edited actor may not be a Sequential
         if isinstance(layer, nn.Linear) and layer.bias is not None:
             w, b = (p.detach().cpu().numpy().copy() for p in (layer.weight.T, layer.bias))
             ops.append(lambda x, w=w, b=b: x @ w + b)
@@ -241,7 +240,8 @@ def check_acting(numpy_logprob: np.ndarray, torch_logprob: torch.Tensor, toleran
     """Stop if the numpy actor that sampled a rollout and the torch Agent disagree on its actions."""
     if not (gap := np.abs(numpy_logprob.reshape(-1) - torch_logprob.detach().cpu().numpy()).max()) <= tolerance:
         raise RuntimeError(f"the numpy actor and the torch Agent disagree on the rollout's log-probabilities by {gap:.3g}: "
-                           "sample_action mirrors the distributions of evaluate_actions; edit both alike.")
+                           + ("the weights are no longer finite (training diverged)." if np.isnan(gap) else
+                              "sample_action mirrors the distributions of evaluate_actions; edit both alike."))
 
 
 # ---------------------------------------------------------------- training
@@ -274,8 +274,8 @@ def main(args: Args) -> dict:
 
     batch_size = args.num_envs * args.num_steps
     num_iterations = args.total_timesteps // batch_size
-    # Rollout storage, preallocated in numpy; it crosses to torch once per rollout. The critic is not run
-    # during the rollout: V(obs) for the whole rollout comes from the update's single batched forward pass.
+    # Rollout storage, preallocated in numpy; it crosses to torch once per rollout. V(obs) comes from the update's
+    # batched forward pass; during the rollout the critic runs only to bootstrap a time limit.
     obs = np.zeros((args.num_steps, args.num_envs, obs_dim), dtype=np.float32)
     actions = np.zeros((args.num_steps, args.num_envs) + ((act_dim,) if continuous else ()),
                        dtype=np.float32 if continuous else np.int64)

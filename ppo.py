@@ -3,14 +3,14 @@
 Proximal Policy Optimization collects `num_steps` transitions from each of `num_envs` environments with
 the current policy, estimates advantages with GAE, and then takes `update_epochs` passes of minibatch
 gradient steps on a clipped surrogate that removes the incentive to move the policy far from the one
-that collected the data. With r_t = pi(a_t|s_t) / pi_old(a_t|s_t), each line is the function on its right:
+that collected the data. With rho_t = pi(a_t|s_t) / pi_old(a_t|s_t), each line is the function on its right:
 
     delta_t = r_t + gamma * V(s_{t+1}) * (1 - done_t) - V(s_t)                           compute_gae
     A_t     = delta_t + gamma * lambda * (1 - done_t) * A_{t+1},   R_t = A_t + V(s_t)      compute_gae
-    L_clip  = -mean( min(r_t * A_t, clip(r_t, 1 - eps, 1 + eps) * A_t) )                   clipped_surrogate_loss
+    L_clip  = -mean( min(rho_t A_t, clip(rho_t, 1 - eps, 1 + eps) A_t) )                   clipped_surrogate_loss
     L_V     = 0.5 * mean( max((V - R)^2, (V_old + clip(V - V_old, -eps, eps) - R)^2) )     value_loss
     L       = L_clip - ent_coef * mean(H[pi(.|s_t)]) + vf_coef * L_V                        ppo_loss
-    KL(pi_old || pi) ~ mean( (r_t - 1) - log r_t )                  (the k3 estimator)       approx_kl
+    KL(pi_old || pi) ~ mean( (rho_t - 1) - log rho_t )              (the k3 estimator)       approx_kl
 
 Papers: Schulman et al. 2017, "Proximal Policy Optimization Algorithms"; Schulman et al. 2016 (GAE); the
 implementation details follow Engstrom et al. 2020 and Huang et al. 2022 ("The 37 Implementation Details of PPO").
@@ -82,13 +82,14 @@ def check_args(args: Args) -> None:
     """Refuse bad arguments, or spaces this script cannot handle, with one clear sentence before anything is built."""
     try:
         env = gym.make(args.env_id, disable_env_checker=True)
-    except gym.error.Error as e:
-        raise ValueError(f"cannot make environment {args.env_id!r} ({e}); check the spelling and version.") from None
+    except gym.error.Error as e:  # an unknown id, or a missing package (the message names the pip command)
+        raise ValueError(f"cannot make environment {args.env_id!r}: {e}") from None
     obs, act = env.observation_space, env.action_space
     env.close()
     batch = args.num_envs * args.num_steps
     for bad, problem in [
-        (args.num_envs < 1 or args.num_steps < 1, "--num-envs and --num-steps must be at least 1."),
+        (min(args.num_envs, args.num_steps, args.update_epochs) < 1,
+         "--num-envs, --num-steps and --update-epochs must be at least 1."),
         (args.num_minibatches < 1 or batch % args.num_minibatches, f"num_envs * num_steps = {batch} is not divisible by "
          f"--num-minibatches {args.num_minibatches}; choose a number of minibatches that divides it."),
         (args.load_model is None and args.total_timesteps < batch, f"--total-timesteps {args.total_timesteps} is smaller "
@@ -108,13 +109,12 @@ def check_args(args: Args) -> None:
 
 # ---------------------------------------------------------------- environments
 def make_env(env_id: str, idx: int, capture_video: bool, run_dir: str):
-    def thunk():
-        # The passive checker only inspects the first steps but stays in the per-step call chain.
+    def thunk():  # no passive env checker (it stays in every step's call chain); an env with no time limit gets one
+        kwargs = dict(disable_env_checker=True, max_episode_steps=gym.spec(env_id).max_episode_steps or 10_000)
         if capture_video and idx == 0:
-            env = gym.make(env_id, render_mode="rgb_array", disable_env_checker=True)
-            env = gym.wrappers.RecordVideo(env, os.path.join(run_dir, "videos"))
+            env = gym.wrappers.RecordVideo(gym.make(env_id, render_mode="rgb_array", **kwargs), f"{run_dir}/videos")
         else:
-            env = gym.make(env_id, disable_env_checker=True)
+            env = gym.make(env_id, **kwargs)
         if not (isinstance(env.observation_space, gym.spaces.Box) and len(env.observation_space.shape) == 1):
             env = gym.wrappers.FlattenObservation(env)  # a Box of any shape to a vector, Discrete to one-hot
         return gym.wrappers.RecordEpisodeStatistics(env)
@@ -217,7 +217,7 @@ NUMPY_ACTIVATIONS = {nn.Tanh: np.tanh, nn.ReLU: lambda x: np.maximum(x, 0.0), nn
 def numpy_forward(net: nn.Sequential):
     """net as a numpy function, read off its layers (weights copied now), or through torch where it cannot be."""
     ops = []
-    for layer in net:
+    for layer in net if isinstance(net, nn.Sequential) else [net]:  # an edited actor may not be a Sequential
         if isinstance(layer, nn.Linear) and layer.bias is not None:
             w, b = (p.detach().cpu().numpy().copy() for p in (layer.weight.T, layer.bias))
             ops.append(lambda x, w=w, b=b: x @ w + b)
@@ -241,7 +241,8 @@ def check_acting(numpy_logprob: np.ndarray, torch_logprob: torch.Tensor, toleran
     """Stop if the numpy actor that sampled a rollout and the torch Agent disagree on its actions."""
     if not (gap := np.abs(numpy_logprob.reshape(-1) - torch_logprob.detach().cpu().numpy()).max()) <= tolerance:
         raise RuntimeError(f"the numpy actor and the torch Agent disagree on the rollout's log-probabilities by {gap:.3g}: "
-                           "sample_categorical mirrors the categorical of evaluate_actions; edit both alike.")
+                           + ("the weights are no longer finite (training diverged)." if np.isnan(gap) else
+                              "sample_categorical mirrors the categorical of evaluate_actions; edit both alike."))
 
 
 # ---------------------------------------------------------------- training
@@ -268,8 +269,7 @@ def main(args: Args) -> dict:
     batch_size = args.num_envs * args.num_steps
     minibatch_size = batch_size // args.num_minibatches
     num_iterations = args.total_timesteps // batch_size
-    # Rollout storage, preallocated in numpy; it crosses to torch once per rollout, where one batched pass of the
-    # critic gives the values (the weights do not change during the rollout).
+    # Rollout storage, preallocated in numpy; it crosses to torch once per rollout, for one batched critic pass.
     obs = np.zeros((args.num_steps, args.num_envs, obs_dim), dtype=np.float32)
     actions = np.zeros((args.num_steps, args.num_envs), dtype=np.int64)
     logprobs, rewards, dones = (np.zeros((args.num_steps, args.num_envs), dtype=np.float32) for _ in range(3))

@@ -5,16 +5,16 @@ diagonal Gaussian policy N(mu(s), exp(log_std)^2) (log-std learned, state-indepe
 in Agent.evaluate_actions), estimates advantages with GAE and takes `update_epochs` passes of
 minibatch steps on the clipped surrogate. Observations are normalized and rewards scaled by running statistics
 shared by all environments, saved with the weights, frozen during evaluation and restored on load. With
-r_t = pi(a_t|s_t) / pi_old(a_t|s_t), each line is the function on its right:
+rho_t = pi(a_t|s_t) / pi_old(a_t|s_t), each line is the function on its right:
 
     o_t     = clip((s_t - mean_obs) / sqrt(var_obs + 1e-8), -10, 10)                        normalize_obs
     r~_t    = clip(r_t / sqrt(var(G) + 1e-8), -10, 10),   G_t = gamma G_{t-1} + r_t (0 at a done)   scale_reward
     delta_t = r~_t + gamma * V(o_{t+1}) * (1 - done_t) - V(o_t)                              compute_gae
     A_t     = delta_t + gamma * lambda * (1 - done_t) * A_{t+1},   R_t = A_t + V(o_t)          compute_gae
-    L_clip  = -mean( min(r_t * A_t, clip(r_t, 1 - eps, 1 + eps) * A_t) )                       clipped_surrogate_loss
+    L_clip  = -mean( min(rho_t A_t, clip(rho_t, 1 - eps, 1 + eps) A_t) )                       clipped_surrogate_loss
     L_V     = 0.5 * mean( max((V - R)^2, (V_old + clip(V - V_old, -eps, eps) - R)^2) )         value_loss
     L       = L_clip - ent_coef * mean(H[pi(.|s_t)]) + vf_coef * L_V                            ppo_loss
-    KL(pi_old || pi) ~ mean( (r_t - 1) - log r_t )                  (the k3 estimator)           approx_kl
+    KL(pi_old || pi) ~ mean( (rho_t - 1) - log rho_t )              (the k3 estimator)           approx_kl
 
 Papers: Schulman et al. 2017, "Proximal Policy Optimization Algorithms"; Schulman et al. 2016 (GAE);
 Andrychowicz et al. 2021, "What Matters in On-Policy RL" (normalization, state-independent log-std).
@@ -87,23 +87,22 @@ def check_args(args: Args) -> None:
     """Refuse bad arguments, or spaces this script cannot handle, with one clear sentence before anything is built."""
     try:
         env = gym.make(args.env_id, disable_env_checker=True)
-    except gym.error.DependencyNotInstalled:
-        raise ValueError(f'{args.env_id} needs MuJoCo, which is not installed; run: pip install "gymnasium[mujoco]"') from None
-    except gym.error.Error as e:
-        raise ValueError(f"cannot make environment {args.env_id!r} ({e}); check the spelling and version.") from None
+    except gym.error.Error as e:  # an unknown id, or a missing package (the message names the pip command)
+        raise ValueError(f"cannot make environment {args.env_id!r}: {e}") from None
     obs, act = env.observation_space, env.action_space
     env.close()
     batch = args.num_envs * args.num_steps
     for bad, problem in [
-        (args.num_envs < 1 or args.num_steps < 1, "--num-envs and --num-steps must be at least 1."),
+        (min(args.num_envs, args.num_steps, args.update_epochs) < 1,
+         "--num-envs, --num-steps and --update-epochs must be at least 1."),
         (args.num_minibatches < 1 or batch % args.num_minibatches, f"num_envs * num_steps = {batch} is not divisible by "
          f"--num-minibatches {args.num_minibatches}; choose a number of minibatches that divides it."),
         (args.load_model is None and args.total_timesteps < batch, f"--total-timesteps {args.total_timesteps} is smaller "
          f"than one rollout (num_envs * num_steps = {batch}); raise it or shrink the rollout."),
         (not args.learning_rate > 0, f"--learning-rate must be positive (got {args.learning_rate})."),
         (args.eval_episodes < 0, f"--eval-episodes must be 0 or more (got {args.eval_episodes})."),
-        (not isinstance(act, gym.spaces.Box), f"ppo_continuous.py needs a continuous (Box) action space, but "
-         f"{args.env_id} has {act}; use ppo.py for discrete actions."),
+        (not isinstance(act, gym.spaces.Box) or len(act.shape) != 1, f"ppo_continuous.py needs a one-dimensional "
+         f"continuous (Box) action space, but {args.env_id} has {act}; use ppo.py for discrete actions."),
         (isinstance(obs, gym.spaces.Box) and obs.dtype == np.uint8 and len(obs.shape) >= 2,
          f"{args.env_id} has image observations {obs}; a2c_atari.py trains a CNN on frames."),
         (not isinstance(obs, (gym.spaces.Box, gym.spaces.Discrete)), f"ppo_continuous.py takes Box or Discrete "
@@ -115,13 +114,12 @@ def check_args(args: Args) -> None:
 
 # ---------------------------------------------------------------- environments
 def make_env(env_id: str, idx: int, capture_video: bool, run_dir: str):
-    def thunk():
-        # The passive checker only inspects the first steps but stays in the per-step call chain.
+    def thunk():  # no passive env checker (it stays in every step's call chain); an env with no time limit gets one
+        kwargs = dict(disable_env_checker=True, max_episode_steps=gym.spec(env_id).max_episode_steps or 10_000)
         if capture_video and idx == 0:
-            env = gym.make(env_id, render_mode="rgb_array", disable_env_checker=True)
-            env = gym.wrappers.RecordVideo(env, os.path.join(run_dir, "videos"))
+            env = gym.wrappers.RecordVideo(gym.make(env_id, render_mode="rgb_array", **kwargs), f"{run_dir}/videos")
         else:
-            env = gym.make(env_id, disable_env_checker=True)
+            env = gym.make(env_id, **kwargs)
         if not (isinstance(env.observation_space, gym.spaces.Box) and len(env.observation_space.shape) == 1):
             env = gym.wrappers.FlattenObservation(env)  # a Box of any shape to a vector, Discrete to one-hot
         return gym.wrappers.RecordEpisodeStatistics(env)
@@ -424,7 +422,7 @@ def load_checkpoint(path: str, env_id: str, device: torch.device) -> tuple[Agent
     agent.load_state_dict(state["model"])
     obs_rms = RunningMeanStd() if state["obs_rms"] is not None else None
     if obs_rms is not None:
-        vars(obs_rms).update({k: v.numpy() for k, v in state["obs_rms"].items()})
+        vars(obs_rms).update({k: v.cpu().numpy() for k, v in state["obs_rms"].items()})
     return agent, obs_rms
 
 

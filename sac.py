@@ -77,47 +77,44 @@ class Args:
 
 
 def check_args(args: Args) -> None:
-    """Refuse bad arguments with one clear sentence, before anything is built or written."""
-    for name in ("num_envs", "batch_size", "buffer_size", "policy_frequency", "target_network_frequency",
-                 "hidden_size"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(args, name)}).")
-    if not (args.policy_lr > 0 and args.q_lr > 0 and args.alpha > 0):
-        raise ValueError(f"--policy-lr, --q-lr and --alpha must be positive (got {args.policy_lr}, {args.q_lr}, "
-                         f"{args.alpha}).")
-    if not 0.0 < args.tau <= 1.0:
-        raise ValueError(f"--tau must be in (0, 1] (got {args.tau}).")
-    if args.eval_episodes < 0:
-        raise ValueError(f"--eval-episodes must be 0 or more (got {args.eval_episodes}).")
-    try:  # the environment's spaces, checked before anything is built
+    """Refuse bad arguments, or spaces this script cannot handle, with one clear sentence before anything is built."""
+    try:
         env = gym.make(args.env_id, disable_env_checker=True)
-    except gym.error.DependencyNotInstalled as e:  # gymnasium's message names the pip command (MuJoCo, Box2D)
-        raise ValueError(f"{args.env_id} needs a package that is not installed: {e}") from None
-    except gym.error.Error as e:
-        raise ValueError(f"cannot make environment {args.env_id!r} ({e}); check the spelling and version.") from None
+    except gym.error.Error as e:  # an unknown id, or a missing package (the message names the pip command)
+        raise ValueError(f"cannot make environment {args.env_id!r}: {e}") from None
     obs, act = env.observation_space, env.action_space
     env.close()
-    if not (isinstance(act, gym.spaces.Box) and len(act.shape) == 1):
-        raise ValueError(f"sac.py needs a continuous (1-D Box) action space, but {args.env_id} has {act}; "
-                         "use ppo.py for discrete actions.")
-    if not (np.isfinite(act.low).all() and np.isfinite(act.high).all()):
-        raise ValueError(f"sac.py squashes actions into finite bounds, but {args.env_id} has an unbounded action "
-                         f"space {act}; give the environment a bounded one.")
-    if isinstance(obs, gym.spaces.Box) and obs.dtype == np.uint8 and len(obs.shape) >= 2:
-        raise ValueError(f"{args.env_id} has image observations {obs}; a2c_atari.py trains a CNN on frames.")
-    if not isinstance(obs, (gym.spaces.Box, gym.spaces.Discrete)):
-        raise ValueError(f"sac.py takes Box or Discrete observations, not {obs}; flatten them with a wrapper.")
+    for bad, problem in [
+        (min(args.num_envs, args.batch_size, args.buffer_size, args.policy_frequency, args.target_network_frequency,
+             args.hidden_size) < 1, "--num-envs, --batch-size, --buffer-size, --policy-frequency, "
+         "--target-network-frequency and --hidden-size must be at least 1."),
+        (not (args.policy_lr > 0 and args.q_lr > 0 and args.alpha > 0), f"--policy-lr, --q-lr and --alpha must be "
+         f"positive (got {args.policy_lr}, {args.q_lr}, {args.alpha})."),
+        (not 0.0 < args.tau <= 1.0, f"--tau must be in (0, 1] (got {args.tau})."),
+        (args.eval_episodes < 0, f"--eval-episodes must be 0 or more (got {args.eval_episodes})."),
+        (args.load_model is None and args.learning_starts >= args.total_timesteps, f"--learning-starts "
+         f"{args.learning_starts} is not below --total-timesteps {args.total_timesteps}: no gradient step would run."),
+        (not (isinstance(act, gym.spaces.Box) and len(act.shape) == 1), f"sac.py needs a continuous (1-D Box) action "
+         f"space, but {args.env_id} has {act}; use ppo.py for discrete actions."),
+        (isinstance(act, gym.spaces.Box) and not np.isfinite([act.low, act.high]).all(), f"sac.py squashes actions into "
+         f"finite bounds, but {args.env_id} has an unbounded action space {act}; give the environment a bounded one."),
+        (isinstance(obs, gym.spaces.Box) and obs.dtype == np.uint8 and len(obs.shape) >= 2,
+         f"{args.env_id} has image observations {obs}; a2c_atari.py trains a CNN on frames."),
+        (not isinstance(obs, (gym.spaces.Box, gym.spaces.Discrete)), f"sac.py takes Box or Discrete observations, not "
+         f"{obs}; flatten them with a wrapper (gym.wrappers.FlattenObservation)."),
+    ]:
+        if bad:
+            raise ValueError(problem)
 
 
 # ---------------------------------------------------------------- environments
 def make_env(env_id: str, idx: int, capture_video: bool, run_dir: str):
-    def thunk():
-        # The passive checker only inspects the first steps but stays in the per-step call chain.
+    def thunk():  # no passive env checker (it stays in every step's call chain); an env with no time limit gets one
+        kwargs = dict(disable_env_checker=True, max_episode_steps=gym.spec(env_id).max_episode_steps or 10_000)
         if capture_video and idx == 0:
-            env = gym.make(env_id, render_mode="rgb_array", disable_env_checker=True)
-            env = gym.wrappers.RecordVideo(env, os.path.join(run_dir, "videos"))
+            env = gym.wrappers.RecordVideo(gym.make(env_id, render_mode="rgb_array", **kwargs), f"{run_dir}/videos")
         else:
-            env = gym.make(env_id, disable_env_checker=True)
+            env = gym.make(env_id, **kwargs)
         if not (isinstance(env.observation_space, gym.spaces.Box) and len(env.observation_space.shape) == 1):
             env = gym.wrappers.FlattenObservation(env)  # a Box of any shape to a vector, Discrete to one-hot
         return gym.wrappers.RecordEpisodeStatistics(env)
@@ -236,8 +233,7 @@ class ReplayBuffer:
 # ---------------------------------------------------------------- training
 def main(args: Args) -> dict:
     check_args(args)
-    if args.torch_threads > 0:
-        torch.set_num_threads(args.torch_threads)
+    torch.set_num_threads(args.torch_threads or torch.get_num_threads())
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
@@ -355,11 +351,9 @@ class Run:
         self.wandb = None
         if args.track:
             import wandb
-
             self.wandb = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args),
                                     name=os.path.basename(self.dir), dir=self.dir)
-        self.total, self.episodic_returns, self.start = args.total_timesteps, [], time.time()
-        self.last_print = self.start
+        self.total, self.episodic_returns, self.start, self.last_print = args.total_timesteps, [], time.time(), 0.0
         print(f"run directory: {self.dir}", flush=True)
 
     def log(self, step: int, scalars: dict) -> None:
@@ -374,8 +368,7 @@ class Run:
             print(f"step {step:>9,}/{self.total:,} | {sps:>6,.0f} SPS | return (last 20) {self.recent():8.2f} | "
                   f"ETA {(self.total - step) / sps:5.0f}s", flush=True)
 
-    def log_episodes(self, step: int, infos: dict) -> None:
-        """Log the raw return and length of every episode that ended in this vector step."""
+    def log_episodes(self, step: int, infos: dict) -> None:  # the episodes that ended in this vector step
         if "final_info" in infos and "_episode" in infos["final_info"]:
             ep = infos["final_info"]["episode"]
             for i in np.flatnonzero(infos["final_info"]["_episode"]):
@@ -392,8 +385,7 @@ class Run:
             self.wandb.finish()
         evaluation = f", evaluation {np.mean(eval_returns):.2f} ({len(eval_returns)} episodes)" if eval_returns else ""
         print(f"done in {time.time() - self.start:.0f}s: return (last 20) {self.recent():.2f}{evaluation}; {self.dir}")
-        return {"run_dir": self.dir, "episodic_returns": self.episodic_returns, "eval_returns": eval_returns,
-                "agent": agent, **extra}
+        return dict(run_dir=self.dir, episodic_returns=self.episodic_returns, eval_returns=eval_returns, agent=agent, **extra)
 
 
 def save_checkpoint(path: str, actor: Actor, args: Args, dims: tuple) -> None:

@@ -179,6 +179,14 @@ def test_solves_frozen_lake(script):
     assert np.mean([r for _, r in out["episodic_returns"][-20:]]) >= 0.9 and out["eval_returns"] == [1.0] * 5
 
 
+def test_an_env_without_a_time_limit_gets_one_so_evaluation_ends():
+    """CliffWalking-v1 has no time limit, and a greedy policy can walk in circles forever; every env gets a
+    10,000-step limit where it has none, so the evaluation ends (and is a truncated, finite return)."""
+    assert gym.spec("CliffWalking-v1").max_episode_steps is None
+    out = run("ppo", env_id="CliffWalking-v1", num_envs=1, num_steps=128, total_timesteps=128, eval_episodes=1)
+    assert len(out["eval_returns"]) == 1 and math.isfinite(out["eval_returns"][0])
+
+
 @pytest.mark.slow
 def test_ppo_solves_taxi_with_more_exploration():
     """Taxi-v4: 500 one-hot states, -1 a step, -10 for a wrong pickup or drop-off, +20 for a delivery. At the
@@ -277,7 +285,7 @@ def test_ppo_without_truncation_bootstrap_treats_the_time_limit_as_an_end():
     ("a2c", dict(total_timesteps=10), r"smaller than one rollout"),
     ("a2c", dict(learning_rate=float("nan")), r"--learning-rate must be positive"),
     ("a2c", dict(log_interval=0), r"--log-interval must be at least 1"),
-    ("ppo_continuous", dict(env_id="CartPole-v1"), r"needs a continuous \(Box\) action space"),
+    ("ppo_continuous", dict(env_id="CartPole-v1"), r"needs a one-dimensional continuous \(Box\) action space"),
     ("ppo_continuous", dict(num_minibatches=3), r"not divisible by --num-minibatches"),
     ("ppo_continuous", dict(eval_episodes=-1), r"--eval-episodes must be 0 or more"),
 ])

@@ -256,7 +256,7 @@ def test_replay_buffer_samples_whole_rows_from_filled_slots_only(mod):
 def test_truncation_stores_true_final_obs_and_no_terminated(mod):
     """Pendulum truncates at 200 steps and never terminates. Replaying the stored actions in a fresh env seeded
     like the run reproduces the stored final observation of the first episode; the next row starts a new one."""
-    rb = mod.main(tiny_args(mod, total_timesteps=260, learning_starts=1000, eval_episodes=0))["replay_buffer"]
+    rb = mod.main(tiny_args(mod, total_timesteps=260, learning_starts=259, eval_episodes=0))["replay_buffer"]
     obs, actions, next_obs = rb.obs[:260].numpy(), rb.actions[:260].numpy(), rb.next_obs[:260].numpy()
     assert not rb.terminated.any()
     same_episode = np.arange(259) != 199  # s' of row t is s of row t + 1, except across the time limit
@@ -413,8 +413,9 @@ COMMON_BAD_ARGS = [
     (dict(env_id="ImageObsTest-v0"), "image observations .* a2c_atari.py"),
     (dict(env_id="DictObsTest-v0"), "takes Box or Discrete observations"),
     (dict(tau=0.0), "--tau must be in"),
-    (dict(batch_size=0), "--batch-size must be at least 1"),
-    (dict(policy_frequency=0), "--policy-frequency must be at least 1"),
+    (dict(batch_size=0), "--batch-size, .*must be at least 1"),
+    (dict(policy_frequency=0), "--policy-frequency.* must be at least 1"),
+    (dict(learning_starts=300), "--learning-starts 300 is not below --total-timesteps 300: no gradient step"),
     (dict(eval_episodes=-1), "--eval-episodes must be 0 or more"),
 ]
 BAD_ARGS = [bad(mod, o, msg) for mod in (sac, td3) for o, msg in COMMON_BAD_ARGS] + [
