@@ -34,6 +34,7 @@ import itertools
 import json
 import os
 import random
+import sys
 import time
 from dataclasses import asdict, dataclass
 from typing import Literal
@@ -81,22 +82,32 @@ class Args:
     max_grad_norm: float = 0.5  # maximum global gradient norm
 
 
+class UsageError(ValueError):
+    """A bad argument, environment or checkpoint: `python a2c.py` reports it in one line and exits with status 2."""
+
+
 def check_args(args: Args) -> None:
     """Refuse bad arguments, or spaces this script cannot handle, with one clear sentence before anything is built."""
-    try:
-        env = gym.make(args.env_id, disable_env_checker=True)
-    except gym.error.Error as e:  # an unknown id, or a missing package (the message names the pip command)
-        raise ValueError(f"cannot make environment {args.env_id!r}: {e}") from None
-    obs, act = env.observation_space, env.action_space
-    env.close()
     batch = args.num_envs * args.num_steps
     for bad, problem in [
-        (args.num_envs < 1 or args.num_steps < 1, "--num-envs and --num-steps must be at least 1."),
+        (min(args.num_envs, args.num_steps, args.log_interval) < 1, "--num-envs, --num-steps, --log-interval must be >= 1."),
         (args.load_model is None and args.total_timesteps < batch, f"--total-timesteps {args.total_timesteps} is smaller "
          f"than one rollout (num_envs * num_steps = {batch}); raise it or shrink the rollout."),
         (not args.learning_rate > 0, f"--learning-rate must be positive (got {args.learning_rate})."),
-        (args.eval_episodes < 0, f"--eval-episodes must be 0 or more (got {args.eval_episodes})."),
-        (args.log_interval < 1, f"--log-interval must be at least 1 (got {args.log_interval})."),
+        (not 0 <= args.seed < 2**32 or args.eval_episodes < 0, f"--seed must be in [0, 2**32) and --eval-episodes "
+         f"must be 0 or more (got {args.seed}, {args.eval_episodes})."),
+        (args.load_model is not None and not os.path.isfile(args.load_model), f"--load-model {args.load_model} does "
+         "not exist; pass the model.pt of a run made with --save-model."),
+    ]:
+        if bad:
+            raise UsageError(problem)
+    try:
+        env = gym.make(args.env_id, disable_env_checker=True)
+    except gym.error.Error as e:  # an unknown id, or a missing package (the message names the pip command)
+        raise UsageError(f"cannot make environment {args.env_id!r}: {e}") from None
+    obs, act = env.observation_space, env.action_space
+    env.close()
+    for bad, problem in [
         (not isinstance(act, (gym.spaces.Discrete, gym.spaces.Box)),
          f"a2c.py handles Discrete and Box action spaces, but {args.env_id} has {act}."),
         (isinstance(act, gym.spaces.Box) and (len(act.shape) != 1 or not np.isfinite([act.low, act.high]).all()),
@@ -107,12 +118,14 @@ def check_args(args: Args) -> None:
          f"{obs}; flatten them with a wrapper (gym.wrappers.FlattenObservation)."),
     ]:
         if bad:
-            raise ValueError(problem)
+            raise UsageError(problem)
 
 
 # ---------------------------------------------------------------- environments
-def make_env(env_id: str, idx: int, capture_video: bool, run_dir: str):
-    def thunk():  # no passive env checker (it stays in every step's call chain); an env with no time limit gets one
+def make_envs(env_id: str, num_envs: int, capture_video: bool = False, run_dir: str = ".") -> gym.vector.VectorEnv:
+    # SAME_STEP autoreset: the observation returned with done=True already belongs to the next episode and the
+    # true final observation is in infos["final_obs"], so no transition the autoreset invents is ever stored.
+    def make_env(idx: int):  # no passive env checker (it stays in every step's call chain); a time limit if none
         kwargs = dict(disable_env_checker=True, max_episode_steps=gym.spec(env_id).max_episode_steps or 10_000)
         if capture_video and idx == 0:
             env = gym.wrappers.RecordVideo(gym.make(env_id, render_mode="rgb_array", **kwargs), f"{run_dir}/videos")
@@ -121,14 +134,7 @@ def make_env(env_id: str, idx: int, capture_video: bool, run_dir: str):
         if not (isinstance(env.observation_space, gym.spaces.Box) and len(env.observation_space.shape) == 1):
             env = gym.wrappers.FlattenObservation(env)  # a Box of any shape to a vector, Discrete to one-hot
         return gym.wrappers.RecordEpisodeStatistics(env)
-
-    return thunk
-
-
-def make_envs(env_id: str, num_envs: int, capture_video: bool = False, run_dir: str = ".") -> gym.vector.VectorEnv:
-    # SAME_STEP autoreset: the observation returned with done=True already belongs to the next episode and the
-    # true final observation is in infos["final_obs"], so no transition the autoreset invents is ever stored.
-    return gym.vector.SyncVectorEnv([make_env(env_id, i, capture_video, run_dir) for i in range(num_envs)],
+    return gym.vector.SyncVectorEnv([lambda i=i: make_env(i) for i in range(num_envs)],
                                     autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
 
 
@@ -196,8 +202,7 @@ def a2c_loss(logprob, entropy, values, advantages, returns, ent_coef: float, vf_
 
 def explained_variance(y_pred: torch.Tensor, y_true: torch.Tensor) -> torch.Tensor:
     """1 - Var[y - y_pred] / Var[y]: 1 is a perfect critic, 0 no better than a constant; NaN if Var[y] = 0."""
-    var_y = y_true.var()
-    return torch.where(var_y > 0, 1 - (y_true - y_pred).var() / var_y, torch.nan)
+    return torch.where(y_true.var() > 0, 1 - (y_true - y_pred).var() / y_true.var(), torch.nan)
 
 
 # ---------------------------------------------------------------- acting in numpy
@@ -218,8 +223,7 @@ def numpy_forward(net: nn.Sequential):
         elif type(layer) in NUMPY_ACTIVATIONS:
             ops.append(NUMPY_ACTIVATIONS[type(layer)])
         else:  # a layer with no numpy twin yet: act through the torch module (slower, same numbers)
-            device = next(net.parameters()).device
-            return torch.inference_mode()(lambda x: net(torch.from_numpy(x).to(device)).cpu().numpy())
+            return torch.inference_mode()(lambda x: net(torch.as_tensor(x, device=next(net.parameters()).device)).cpu().numpy())
     return lambda x: functools.reduce(lambda h, op: op(h), ops, x)
 
 
@@ -348,8 +352,7 @@ def main(args: Args) -> dict:
 
 # ---------------------------------------------------------------- run plumbing: logging, checkpoints, evaluation
 class Run:
-    """The run directory runs/{env_id}__{exp_name}__{seed}__{unix_time}/: args.json, and metrics.csv in long format,
-    flushed on every call so that a stopped run keeps all it logged; the same scalars go to wandb with --track."""
+    """runs/{env_id}__{exp_name}__{seed}__{unix_time}/: args.json, metrics.csv (long format, flushed per row), wandb."""
 
     def __init__(self, args: Args):
         base = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}".replace("/", "_")
@@ -363,11 +366,10 @@ class Run:
             json.dump(asdict(args), f, indent=2)
         self.file = open(os.path.join(self.dir, "metrics.csv"), "w")
         self.file.write("global_step,wall_time,name,value\n")
-        self.wandb = None
         if args.track:
-            import wandb
-            self.wandb = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args),
-                                    name=os.path.basename(self.dir), dir=self.dir)
+            import wandb  # only when tracking: it takes half a second to import
+        self.wandb = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args),
+                                name=os.path.basename(self.dir), dir=self.dir) if args.track else None
         self.total, self.episodic_returns, self.start, self.last_print = args.total_timesteps, [], time.time(), 0.0
         print(f"run directory: {self.dir}", flush=True)
 
@@ -411,13 +413,11 @@ def save_checkpoint(path: str, agent: Agent, args: Args, obs_dim: int, act_dim: 
 
 
 def load_checkpoint(path: str, env_id: str, device: torch.device) -> Agent:
-    if not os.path.isfile(path):
-        raise ValueError(f"--load-model {path} does not exist; pass the model.pt of a run made with --save-model.")
     state = torch.load(path, map_location=device, weights_only=True)
     if not isinstance(state, dict) or state.get("script") != "a2c.py":
-        raise ValueError(f"{path} was not saved by a2c.py; load it with the script that trained it.")
+        raise UsageError(f"{path} was not saved by a2c.py; load it with the script that trained it.")
     if state["env_id"] != env_id:
-        raise ValueError(f"{path} was trained on {state['env_id']}, not {env_id}; pass --env-id {state['env_id']}.")
+        raise UsageError(f"{path} was trained on {state['env_id']}, not {env_id}; pass --env-id {state['env_id']}.")
     agent = Agent(state["obs_dim"], state["act_dim"], state["continuous"]).to(device)
     agent.load_state_dict(state["model"])
     return agent
@@ -443,4 +443,8 @@ def evaluate(agent: Agent, args: Args, device: torch.device, run: Run, global_st
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    try:
+        main(tyro.cli(Args))
+    except UsageError as e:  # one line and status 2, as argparse and tyro report a bad flag
+        print(f"a2c.py: error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -33,6 +33,7 @@ import itertools
 import json
 import os
 import random
+import sys
 import time
 from dataclasses import asdict, dataclass
 from typing import Literal
@@ -80,15 +81,19 @@ class Args:
     max_grad_norm: float = 0.5  # maximum global gradient norm (of the gradient averaged over processes)
 
 
+class UsageError(ValueError):
+    """A bad argument, environment or checkpoint: `python a2c_atari.py` reports it in one line and exits with status 2."""
+
+
 def check_args(args: Args) -> None:
     """Refuse bad arguments, or a game this script cannot play, with one clear sentence before anything is built."""
     try:
         gym.register_envs(importlib.import_module("ale_py"))
         spec = gym.spec(args.env_id)
     except ImportError:
-        raise ValueError('a2c_atari.py needs ale-py for the Atari games: pip install "gymnasium[atari]".') from None
+        raise UsageError('a2c_atari.py needs ale-py for the Atari games: pip install "gymnasium[atari]".') from None
     except gym.error.Error as e:
-        raise ValueError(f"unknown environment id {args.env_id!r} ({e}); check the spelling and version.") from None
+        raise UsageError(f"unknown environment id {args.env_id!r} ({e}); check the spelling and version.") from None
     world = int(os.environ.get("WORLD_SIZE", "1"))  # torchrun's process count
     batch = args.num_envs * args.num_steps * world
     for bad, problem in [
@@ -96,7 +101,8 @@ def check_args(args: Args) -> None:
         (args.load_model is None and args.total_timesteps < batch, f"--total-timesteps {args.total_timesteps} is "
          f"smaller than one rollout (num_envs * num_steps * processes = {batch}); raise it or shrink the rollout."),
         (not args.learning_rate > 0, f"--learning-rate must be positive (got {args.learning_rate})."),
-        (args.eval_episodes < 0, f"--eval-episodes must be 0 or more (got {args.eval_episodes})."),
+        (not 0 <= args.seed < 2**32 or args.eval_episodes < 0, f"--seed must be in [0, 2**32) and --eval-episodes "
+         f"must be 0 or more (got {args.seed}, {args.eval_episodes})."),
         (args.log_interval < 1, f"--log-interval must be at least 1 (got {args.log_interval})."),
         (args.load_model is not None and world > 1, "--load-model evaluates in one process; run it with python, "
          "not torchrun."),
@@ -106,9 +112,11 @@ def check_args(args: Args) -> None:
          "AtariPreprocessing, which needs opencv: pip install opencv-python-headless (or use --vector-env ale)."),
         (spec.entry_point != "ale_py.env:AtariEnv", f"{args.env_id} is not an Atari game (an ALE id such as "
          "ALE/Pong-v5); use a2c.py for it."),
+        (args.load_model is not None and not os.path.isfile(args.load_model), f"--load-model {args.load_model} does "
+         "not exist; pass the model.pt of a run made with --save-model."),
     ]:
         if bad:
-            raise ValueError(problem)
+            raise UsageError(problem)
 
 
 # ---------------------------------------------------------------- environments
@@ -224,8 +232,7 @@ def a2c_loss(logprob, entropy, values, advantages, returns, ent_coef: float, vf_
 
 def explained_variance(y_pred: torch.Tensor, y_true: torch.Tensor) -> torch.Tensor:
     """1 - Var[y - y_pred] / Var[y]: 1 is a perfect critic, 0 no better than a constant; NaN if Var[y] = 0."""
-    var_y = y_true.var()
-    return torch.where(var_y > 0, 1 - (y_true - y_pred).var() / var_y, torch.nan)
+    return torch.where(y_true.var() > 0, 1 - (y_true - y_pred).var() / y_true.var(), torch.nan)
 
 
 # ---------------------------------------------------------------- gradient all-reduce across processes
@@ -338,8 +345,7 @@ def main(args: Args) -> dict:
 
 # ---------------------------------------------------------------- run plumbing: logging, checkpoints, evaluation
 class Run:
-    """The run directory runs/{env_id}__{exp_name}__{seed}__{unix_time}/: args.json, and metrics.csv in long format,
-    flushed on every call so that a stopped run keeps all it logged; the same scalars go to wandb with --track."""
+    """runs/{env_id}__{exp_name}__{seed}__{unix_time}/: args.json, metrics.csv (long format, flushed per row), wandb."""
 
     def __init__(self, args: Args):
         base = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}".replace("/", "_")
@@ -353,11 +359,10 @@ class Run:
             json.dump(asdict(args), f, indent=2)
         self.file = open(os.path.join(self.dir, "metrics.csv"), "w")
         self.file.write("global_step,wall_time,name,value\n")
-        self.wandb = None
         if args.track:
-            import wandb
-            self.wandb = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args),
-                                    name=os.path.basename(self.dir), dir=self.dir)
+            import wandb  # only when tracking: it takes half a second to import
+        self.wandb = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args),
+                                name=os.path.basename(self.dir), dir=self.dir) if args.track else None
         self.total, self.episodic_returns, self.start, self.last_print = args.total_timesteps, [], time.time(), 0.0
         print(f"run directory: {self.dir}", flush=True)
 
@@ -401,13 +406,11 @@ def save_checkpoint(path: str, agent: Agent, args: Args) -> None:
 
 
 def load_checkpoint(path: str, env_id: str, device: torch.device) -> Agent:
-    if not os.path.isfile(path):
-        raise ValueError(f"--load-model {path} does not exist; pass the model.pt of a run made with --save-model.")
     state = torch.load(path, map_location=device, weights_only=True)
     if not isinstance(state, dict) or state.get("script") != "a2c_atari.py":
-        raise ValueError(f"{path} was not saved by a2c_atari.py; load it with the script that trained it.")
+        raise UsageError(f"{path} was not saved by a2c_atari.py; load it with the script that trained it.")
     if state["env_id"] != env_id:
-        raise ValueError(f"{path} was trained on {state['env_id']}, not {env_id}; pass --env-id {state['env_id']}.")
+        raise UsageError(f"{path} was trained on {state['env_id']}, not {env_id}; pass --env-id {state['env_id']}.")
     agent = Agent(state["n_actions"]).to(device)
     agent.load_state_dict(state["model"])
     return agent
@@ -435,4 +438,8 @@ def evaluate(agent: Agent, args: Args, device: torch.device, run: Run, global_st
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    try:
+        main(tyro.cli(Args))
+    except UsageError as e:  # one line and status 2, as argparse and tyro report a bad flag
+        print(f"a2c_atari.py: error: {e}", file=sys.stderr)
+        sys.exit(2)

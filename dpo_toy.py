@@ -47,6 +47,7 @@ import itertools
 import json
 import os
 import random
+import sys
 import time
 from dataclasses import asdict, dataclass
 from typing import Literal
@@ -94,23 +95,29 @@ class Args:
     n_head: int = 4  # attention heads
 
 
+class UsageError(ValueError):
+    """A bad argument, environment or checkpoint: `python dpo_toy.py` reports it in one line and exits with status 2."""
+
+
 def check_args(args: Args) -> None:
     """Refuse bad arguments with one clear sentence before anything is built."""
+    if not 0 <= args.seed < 2**32:
+        raise UsageError(f"--seed must be in [0, 2**32) (got {args.seed}).")
     for name in ("num_train_prompts", "num_epochs", "batch_size", "eval_prompts", "eval_samples"):
         if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(args, name)}).")
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(args, name)}).")
     if args.samples_per_prompt < 2:
-        raise ValueError(f"--samples-per-prompt must be at least 2 (got {args.samples_per_prompt}): a pair needs "
+        raise UsageError(f"--samples-per-prompt must be at least 2 (got {args.samples_per_prompt}): a pair needs "
                          "two samples.")
     for name in ("learning_rate", "warmup_learning_rate", "temperature", "beta"):
         if not getattr(args, name) > 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be positive (got {getattr(args, name)}).")
+            raise UsageError(f"--{name.replace('_', '-')} must be positive (got {getattr(args, name)}).")
     if args.warmup_steps < 0 or args.sft_weight < 0:
-        raise ValueError("--warmup-steps and --sft-weight must not be negative.")
+        raise UsageError("--warmup-steps and --sft-weight must not be negative.")
     if not 0 <= args.warmup_correct_frac <= 1:
-        raise ValueError(f"--warmup-correct-frac must lie in [0, 1] (got {args.warmup_correct_frac}).")
+        raise UsageError(f"--warmup-correct-frac must lie in [0, 1] (got {args.warmup_correct_frac}).")
     if args.d_model % args.n_head:
-        raise ValueError(f"--d-model {args.d_model} is not divisible by --n-head {args.n_head}; choose a divisor.")
+        raise UsageError(f"--d-model {args.d_model} is not divisible by --n-head {args.n_head}; choose a divisor.")
 
 
 # ---------------------------------------------------------------- the task
@@ -306,7 +313,7 @@ def main(args: Args) -> dict:
     num_pairs = len(prompts)
     if num_pairs == 0:
         run.close()
-        raise ValueError("no preference pairs: every prompt's samples tie; raise --samples-per-prompt or change "
+        raise UsageError("no preference pairs: every prompt's samples tie; raise --samples-per-prompt or change "
                          "the warm-up.")
     with torch.no_grad():
         ref_chosen = sequence_logprobs(ref_model, prompts, chosen)
@@ -375,11 +382,10 @@ class Run:
             json.dump(asdict(args), f, indent=2)
         self.file = open(os.path.join(self.dir, "metrics.csv"), "w")
         self.file.write("global_step,wall_time,name,value\n")
-        self.wandb = None
         if args.track:
-            import wandb
-            self.wandb = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args),
-                                    name=os.path.basename(self.dir), dir=self.dir)
+            import wandb  # only when tracking: it takes half a second to import
+        self.wandb = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args),
+                                name=os.path.basename(self.dir), dir=self.dir) if args.track else None
         # total: the number of DPO steps, known once the pairs are built
         self.total, self.episodic_returns, self.start, self.last_print = 0, [], time.time(), 0.0
         print(f"run directory: {self.dir}", flush=True)
@@ -426,12 +432,12 @@ def save_checkpoint(path: str, model: CausalTransformer, config: dict, args: Arg
 
 def load_checkpoint(path: str, task: str, device: torch.device) -> CausalTransformer:
     if not os.path.isfile(path):
-        raise ValueError(f"--load-model {path} does not exist; pass the model.pt of a run made with --save-model.")
+        raise UsageError(f"--load-model {path} does not exist; pass the model.pt of a run made with --save-model.")
     state = torch.load(path, map_location=device, weights_only=True)
     if not isinstance(state, dict) or state.get("script") != "dpo_toy.py":
-        raise ValueError(f"{path} was not saved by dpo_toy.py; load it with the script that trained it.")
+        raise UsageError(f"{path} was not saved by dpo_toy.py; load it with the script that trained it.")
     if state["task"] != task:
-        raise ValueError(f"{path} was trained on --task {state['task']}, not {task}; pass --task {state['task']}.")
+        raise UsageError(f"{path} was trained on --task {state['task']}, not {task}; pass --task {state['task']}.")
     model = CausalTransformer(**state["config"]).to(device)
     model.load_state_dict(state["model"])
     return model
@@ -450,4 +456,8 @@ def evaluate(model, args: Args, prompts: torch.Tensor, run: Run, step: int) -> d
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    try:
+        main(tyro.cli(Args))
+    except UsageError as e:  # one line and status 2, as argparse and tyro report a bad flag
+        print(f"dpo_toy.py: error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -45,6 +45,7 @@ import itertools
 import json
 import os
 import random
+import sys
 import time
 from dataclasses import asdict, dataclass
 from typing import Literal
@@ -96,22 +97,28 @@ class Args:
     n_head: int = 4  # attention heads
 
 
+class UsageError(ValueError):
+    """A bad argument, environment or checkpoint: `python grpo_toy.py` reports it in one line and exits with status 2."""
+
+
 def check_args(args: Args) -> None:
     """Refuse bad arguments with one clear sentence before anything is built."""
+    if not 0 <= args.seed < 2**32:
+        raise UsageError(f"--seed must be in [0, 2**32) (got {args.seed}).")
     if args.num_generations < 2:
-        raise ValueError(f"--num-generations must be at least 2 (got {args.num_generations}): a group of one has "
+        raise UsageError(f"--num-generations must be at least 2 (got {args.num_generations}): a group of one has "
                          "no relative advantage.")
     for name in ("num_prompts", "total_steps", "num_iterations", "eval_frequency", "eval_prompts", "eval_samples"):
         if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(args, name)}).")
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(args, name)}).")
     for name in ("learning_rate", "warmup_learning_rate", "temperature"):
         if not getattr(args, name) > 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be positive (got {getattr(args, name)}).")
+            raise UsageError(f"--{name.replace('_', '-')} must be positive (got {getattr(args, name)}).")
     for name in ("warmup_steps", "beta", "epsilon", "epsilon_high"):
         if (getattr(args, name) or 0) < 0:
-            raise ValueError(f"--{name.replace('_', '-')} must not be negative (got {getattr(args, name)}).")
+            raise UsageError(f"--{name.replace('_', '-')} must not be negative (got {getattr(args, name)}).")
     if args.d_model % args.n_head:
-        raise ValueError(f"--d-model {args.d_model} is not divisible by --n-head {args.n_head}; choose a divisor.")
+        raise UsageError(f"--d-model {args.d_model} is not divisible by --n-head {args.n_head}; choose a divisor.")
 
 
 # ---------------------------------------------------------------- the task
@@ -365,11 +372,10 @@ class Run:
             json.dump(asdict(args), f, indent=2)
         self.file = open(os.path.join(self.dir, "metrics.csv"), "w")
         self.file.write("global_step,wall_time,name,value\n")
-        self.wandb = None
         if args.track:
-            import wandb
-            self.wandb = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args),
-                                    name=os.path.basename(self.dir), dir=self.dir)
+            import wandb  # only when tracking: it takes half a second to import
+        self.wandb = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args),
+                                name=os.path.basename(self.dir), dir=self.dir) if args.track else None
         self.total, self.episodic_returns, self.start, self.last_print = args.total_steps, [], time.time(), 0.0
         self.greedy_accuracy = float("nan")
         print(f"run directory: {self.dir}", flush=True)
@@ -414,12 +420,12 @@ def save_checkpoint(path: str, model: CausalTransformer, config: dict, args: Arg
 
 def load_checkpoint(path: str, task: str, device: torch.device) -> CausalTransformer:
     if not os.path.isfile(path):
-        raise ValueError(f"--load-model {path} does not exist; pass the model.pt of a run made with --save-model.")
+        raise UsageError(f"--load-model {path} does not exist; pass the model.pt of a run made with --save-model.")
     state = torch.load(path, map_location=device, weights_only=True)
     if not isinstance(state, dict) or state.get("script") != "grpo_toy.py":
-        raise ValueError(f"{path} was not saved by grpo_toy.py; load it with the script that trained it.")
+        raise UsageError(f"{path} was not saved by grpo_toy.py; load it with the script that trained it.")
     if state["task"] != task:
-        raise ValueError(f"{path} was trained on --task {state['task']}, not {task}; pass --task {state['task']}.")
+        raise UsageError(f"{path} was trained on --task {state['task']}, not {task}; pass --task {state['task']}.")
     model = CausalTransformer(**state["config"]).to(device)
     model.load_state_dict(state["model"])
     return model
@@ -446,4 +452,8 @@ def evaluate(model, args: Args, prompts: torch.Tensor, run: Run, step: int) -> d
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    try:
+        main(tyro.cli(Args))
+    except UsageError as e:  # one line and status 2, as argparse and tyro report a bad flag
+        print(f"grpo_toy.py: error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -1,9 +1,8 @@
 """PPO for discrete actions: clipped surrogate, GAE, value clipping, entropy bonus.
 
-Proximal Policy Optimization collects `num_steps` transitions from each of `num_envs` environments with
-the current policy, estimates advantages with GAE, and then takes `update_epochs` passes of minibatch
-gradient steps on a clipped surrogate that removes the incentive to move the policy far from the one
-that collected the data. With rho_t = pi(a_t|s_t) / pi_old(a_t|s_t), each line is the function on its right:
+Proximal Policy Optimization collects `num_steps` transitions from each of `num_envs` environments with the current
+policy, estimates advantages with GAE, then takes `update_epochs` passes of minibatch steps on a clipped surrogate that
+keeps the policy near the one that sampled. With rho_t = pi(a_t|s_t) / pi_old(a_t|s_t), each line names its function:
 
     delta_t = r_t + gamma * V(s_{t+1}) * (1 - done_t) - V(s_t)                           compute_gae
     A_t     = delta_t + gamma * lambda * (1 - done_t) * A_{t+1},   R_t = A_t + V(s_t)      compute_gae
@@ -14,12 +13,10 @@ that collected the data. With rho_t = pi(a_t|s_t) / pi_old(a_t|s_t), each line i
 
 Papers: Schulman et al. 2017, "Proximal Policy Optimization Algorithms"; Schulman et al. 2016 (GAE); the
 implementation details follow Engstrom et al. 2020 and Huang et al. 2022 ("The 37 Implementation Details of PPO").
-Differences from the paper: a time-limit truncation is not the end of the return — its reward is bootstrapped
-with gamma * V(true final observation); the value loss is clipped (as in OpenAI baselines); advantages are
-normalized per minibatch (--norm-adv); --target-kl ends the update after an epoch whose mean approx_kl exceeds it.
-Defaults are CleanRL's classic-control ones but the learning rate, 1e-3 (2.5e-4 took twice the steps on CartPole-v1
-and failed a seed on Acrobot-v1; README, Results). Box observations of any shape are flattened and Discrete ones
-one-hot encoded, as in Stable-Baselines3.
+Differences from the paper: a time-limit truncation is not the end of the return — its reward is bootstrapped with
+gamma * V(true final observation); the value loss is clipped (as in OpenAI baselines); advantages are normalized per
+minibatch; --target-kl ends the update after an epoch whose mean approx_kl exceeds it. Defaults are CleanRL's
+classic-control ones but the learning rate, 1e-3 (why: README, Results). Box observations are flattened, Discrete one-hot.
 
 Run:  python ppo.py --env-id CartPole-v1        (evaluate a saved model: --load-model runs/.../model.pt)
 """
@@ -31,6 +28,7 @@ import itertools
 import json
 import os
 import random
+import sys
 import time
 from dataclasses import asdict, dataclass
 
@@ -78,24 +76,34 @@ class Args:
     bootstrap_truncation: bool = True  # bootstrap a time limit with gamma * V(final obs), or end the return there (off)
 
 
+class UsageError(ValueError):
+    """A bad argument, environment or checkpoint: `python ppo.py` reports it in one line and exits with status 2."""
+
+
 def check_args(args: Args) -> None:
     """Refuse bad arguments, or spaces this script cannot handle, with one clear sentence before anything is built."""
-    try:
-        env = gym.make(args.env_id, disable_env_checker=True)
-    except gym.error.Error as e:  # an unknown id, or a missing package (the message names the pip command)
-        raise ValueError(f"cannot make environment {args.env_id!r}: {e}") from None
-    obs, act = env.observation_space, env.action_space
-    env.close()
     batch = args.num_envs * args.num_steps
     for bad, problem in [
-        (min(args.num_envs, args.num_steps, args.update_epochs) < 1,
-         "--num-envs, --num-steps and --update-epochs must be at least 1."),
+        (min(args.num_envs, args.num_steps, args.update_epochs) < 1, "--num-envs, --num-steps, --update-epochs must be >= 1."),
         (args.num_minibatches < 1 or batch % args.num_minibatches, f"num_envs * num_steps = {batch} is not divisible by "
          f"--num-minibatches {args.num_minibatches}; choose a number of minibatches that divides it."),
         (args.load_model is None and args.total_timesteps < batch, f"--total-timesteps {args.total_timesteps} is smaller "
          f"than one rollout (num_envs * num_steps = {batch}); raise it or shrink the rollout."),
         (not args.learning_rate > 0, f"--learning-rate must be positive (got {args.learning_rate})."),
-        (args.eval_episodes < 0, f"--eval-episodes must be 0 or more (got {args.eval_episodes})."),
+        (not 0 <= args.seed < 2**32 or args.eval_episodes < 0, f"--seed must be in [0, 2**32) and --eval-episodes "
+         f"must be 0 or more (got {args.seed}, {args.eval_episodes})."),
+        (args.load_model is not None and not os.path.isfile(args.load_model), f"--load-model {args.load_model} does "
+         "not exist; pass the model.pt of a run made with --save-model."),
+    ]:
+        if bad:
+            raise UsageError(problem)
+    try:
+        env = gym.make(args.env_id, disable_env_checker=True)
+    except gym.error.Error as e:  # an unknown id, or a missing package (the message names the pip command)
+        raise UsageError(f"cannot make environment {args.env_id!r}: {e}") from None
+    obs, act = env.observation_space, env.action_space
+    env.close()
+    for bad, problem in [
         (not isinstance(act, gym.spaces.Discrete), f"ppo.py needs discrete actions, but {args.env_id} has {act}; "
          "use ppo_continuous.py for continuous ones."),
         (isinstance(obs, gym.spaces.Box) and obs.dtype == np.uint8 and len(obs.shape) >= 2,
@@ -104,12 +112,14 @@ def check_args(args: Args) -> None:
          f"{obs}; flatten them with a wrapper (gym.wrappers.FlattenObservation)."),
     ]:
         if bad:
-            raise ValueError(problem)
+            raise UsageError(problem)
 
 
 # ---------------------------------------------------------------- environments
-def make_env(env_id: str, idx: int, capture_video: bool, run_dir: str):
-    def thunk():  # no passive env checker (it stays in every step's call chain); an env with no time limit gets one
+def make_envs(env_id: str, num_envs: int, capture_video: bool = False, run_dir: str = ".") -> gym.vector.VectorEnv:
+    # SAME_STEP autoreset: the observation returned with done=True already belongs to the next episode and the
+    # true final observation is in infos["final_obs"], so no transition the autoreset invents is ever stored.
+    def make_env(idx: int):  # no passive env checker (it stays in every step's call chain); a time limit if none
         kwargs = dict(disable_env_checker=True, max_episode_steps=gym.spec(env_id).max_episode_steps or 10_000)
         if capture_video and idx == 0:
             env = gym.wrappers.RecordVideo(gym.make(env_id, render_mode="rgb_array", **kwargs), f"{run_dir}/videos")
@@ -118,14 +128,7 @@ def make_env(env_id: str, idx: int, capture_video: bool, run_dir: str):
         if not (isinstance(env.observation_space, gym.spaces.Box) and len(env.observation_space.shape) == 1):
             env = gym.wrappers.FlattenObservation(env)  # a Box of any shape to a vector, Discrete to one-hot
         return gym.wrappers.RecordEpisodeStatistics(env)
-
-    return thunk
-
-
-def make_envs(env_id: str, num_envs: int, capture_video: bool = False, run_dir: str = ".") -> gym.vector.VectorEnv:
-    # SAME_STEP autoreset: the observation returned with done=True already belongs to the next episode and the
-    # true final observation is in infos["final_obs"], so no transition the autoreset invents is ever stored.
-    return gym.vector.SyncVectorEnv([make_env(env_id, i, capture_video, run_dir) for i in range(num_envs)],
+    return gym.vector.SyncVectorEnv([lambda i=i: make_env(i) for i in range(num_envs)],
                                     autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
 
 
@@ -202,8 +205,7 @@ def approx_kl(logratio: torch.Tensor) -> torch.Tensor:
 
 def explained_variance(y_pred: torch.Tensor, y_true: torch.Tensor) -> torch.Tensor:
     """1 - Var[y - y_pred] / Var[y]: 1 is a perfect critic, 0 no better than a constant; NaN if Var[y] = 0."""
-    var_y = y_true.var()
-    return torch.where(var_y > 0, 1 - (y_true - y_pred).var() / var_y, torch.nan)
+    return torch.where(y_true.var() > 0, 1 - (y_true - y_pred).var() / y_true.var(), torch.nan)
 
 
 # ---------------------------------------------------------------- acting in numpy
@@ -224,8 +226,7 @@ def numpy_forward(net: nn.Sequential):
         elif type(layer) in NUMPY_ACTIVATIONS:
             ops.append(NUMPY_ACTIVATIONS[type(layer)])
         else:  # a layer with no numpy twin yet: act through the torch module (slower, same numbers)
-            device = next(net.parameters()).device
-            return torch.inference_mode()(lambda x: net(torch.from_numpy(x).to(device)).cpu().numpy())
+            return torch.inference_mode()(lambda x: net(torch.as_tensor(x, device=next(net.parameters()).device)).cpu().numpy())
     return lambda x: functools.reduce(lambda h, op: op(h), ops, x)
 
 
@@ -353,8 +354,7 @@ def main(args: Args) -> dict:
 
 # ---------------------------------------------------------------- run plumbing: logging, checkpoints, evaluation
 class Run:
-    """The run directory runs/{env_id}__{exp_name}__{seed}__{unix_time}/: args.json, and metrics.csv in long format,
-    flushed on every call so that a stopped run keeps all it logged; the same scalars go to wandb with --track."""
+    """runs/{env_id}__{exp_name}__{seed}__{unix_time}/: args.json, metrics.csv (long format, flushed per row), wandb."""
 
     def __init__(self, args: Args):
         base = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}".replace("/", "_")
@@ -368,11 +368,10 @@ class Run:
             json.dump(asdict(args), f, indent=2)
         self.file = open(os.path.join(self.dir, "metrics.csv"), "w")
         self.file.write("global_step,wall_time,name,value\n")
-        self.wandb = None
         if args.track:
-            import wandb
-            self.wandb = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args),
-                                    name=os.path.basename(self.dir), dir=self.dir)
+            import wandb  # only when tracking: it takes half a second to import
+        self.wandb = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args),
+                                name=os.path.basename(self.dir), dir=self.dir) if args.track else None
         self.total, self.episodic_returns, self.start, self.last_print = args.total_timesteps, [], time.time(), 0.0
         print(f"run directory: {self.dir}", flush=True)
 
@@ -416,21 +415,18 @@ def save_checkpoint(path: str, agent: Agent, args: Args, obs_dim: int, n_actions
 
 
 def load_checkpoint(path: str, env_id: str, device: torch.device) -> Agent:
-    if not os.path.isfile(path):
-        raise ValueError(f"--load-model {path} does not exist; pass the model.pt of a run made with --save-model.")
     state = torch.load(path, map_location=device, weights_only=True)
     if not isinstance(state, dict) or state.get("script") != "ppo.py":
-        raise ValueError(f"{path} was not saved by ppo.py; load it with the script that trained it.")
+        raise UsageError(f"{path} was not saved by ppo.py; load it with the script that trained it.")
     if state["env_id"] != env_id:
-        raise ValueError(f"{path} was trained on {state['env_id']}, not {env_id}; pass --env-id {state['env_id']}.")
+        raise UsageError(f"{path} was trained on {state['env_id']}, not {env_id}; pass --env-id {state['env_id']}.")
     agent = Agent(state["obs_dim"], state["n_actions"]).to(device)
     agent.load_state_dict(state["model"])
     return agent
 
 
 def evaluate(agent: Agent, args: Args, device: torch.device, run: Run, global_step: int) -> list[float]:
-    """Greedy returns of --eval-episodes episodes (the first of each env of a vector env) on seeds training never
-    used, logged as eval/episodic_return."""
+    """Greedy returns of --eval-episodes episodes, one per env, on seeds training never used (eval/episodic_return)."""
     if not args.eval_episodes:
         return []
     envs = make_envs(args.env_id, args.eval_episodes)
@@ -447,4 +443,8 @@ def evaluate(agent: Agent, args: Args, device: torch.device, run: Run, global_st
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    try:
+        main(tyro.cli(Args))
+    except UsageError as e:  # one line and status 2, as argparse and tyro report a bad flag
+        print(f"ppo.py: error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -29,6 +29,7 @@ import itertools
 import json
 import os
 import random
+import sys
 import time
 from dataclasses import asdict, dataclass
 
@@ -73,14 +74,12 @@ class Args:
     hidden_size: int = 256  # width of the two hidden layers of the actor and of each Q-network
 
 
+class UsageError(ValueError):
+    """A bad argument, environment or checkpoint: `python td3.py` reports it in one line and exits with status 2."""
+
+
 def check_args(args: Args) -> None:
     """Refuse bad arguments, or spaces this script cannot handle, with one clear sentence before anything is built."""
-    try:
-        env = gym.make(args.env_id, disable_env_checker=True)
-    except gym.error.Error as e:  # an unknown id, or a missing package (the message names the pip command)
-        raise ValueError(f"cannot make environment {args.env_id!r}: {e}") from None
-    obs, act = env.observation_space, env.action_space
-    env.close()
     for bad, problem in [
         (min(args.num_envs, args.batch_size, args.buffer_size, args.policy_frequency, args.hidden_size) < 1,
          "--num-envs, --batch-size, --buffer-size, --policy-frequency and --hidden-size must be at least 1."),
@@ -88,9 +87,22 @@ def check_args(args: Args) -> None:
         (not min(args.policy_noise, args.noise_clip, args.exploration_noise) >= 0,
          "--policy-noise, --noise-clip and --exploration-noise must be 0 or more."),
         (not 0.0 < args.tau <= 1.0, f"--tau must be in (0, 1] (got {args.tau})."),
-        (args.eval_episodes < 0, f"--eval-episodes must be 0 or more (got {args.eval_episodes})."),
+        (not 0 <= args.seed < 2**32 or args.eval_episodes < 0, f"--seed must be in [0, 2**32) and --eval-episodes "
+         f"must be 0 or more (got {args.seed}, {args.eval_episodes})."),
         (args.load_model is None and args.learning_starts >= args.total_timesteps, f"--learning-starts "
          f"{args.learning_starts} is not below --total-timesteps {args.total_timesteps}: no gradient step would run."),
+        (args.load_model is not None and not os.path.isfile(args.load_model), f"--load-model {args.load_model} does "
+         "not exist; pass the model.pt of a run made with --save-model."),
+    ]:
+        if bad:
+            raise UsageError(problem)
+    try:
+        env = gym.make(args.env_id, disable_env_checker=True)
+    except gym.error.Error as e:  # an unknown id, or a missing package (the message names the pip command)
+        raise UsageError(f"cannot make environment {args.env_id!r}: {e}") from None
+    obs, act = env.observation_space, env.action_space
+    env.close()
+    for bad, problem in [
         (not (isinstance(act, gym.spaces.Box) and len(act.shape) == 1), f"td3.py needs a continuous (1-D Box) action "
          f"space, but {args.env_id} has {act}; use ppo.py for discrete actions."),
         (isinstance(act, gym.spaces.Box) and not np.isfinite([act.low, act.high]).all(), f"td3.py rescales a tanh "
@@ -101,12 +113,14 @@ def check_args(args: Args) -> None:
          f"{obs}; flatten them with a wrapper (gym.wrappers.FlattenObservation)."),
     ]:
         if bad:
-            raise ValueError(problem)
+            raise UsageError(problem)
 
 
 # ---------------------------------------------------------------- environments
-def make_env(env_id: str, idx: int, capture_video: bool, run_dir: str):
-    def thunk():  # no passive env checker (it stays in every step's call chain); an env with no time limit gets one
+def make_envs(env_id: str, num_envs: int, capture_video: bool = False, run_dir: str = ".") -> gym.vector.VectorEnv:
+    # SAME_STEP autoreset: the observation returned with done=True already belongs to the next episode and the
+    # true final observation is in infos["final_obs"], so no transition the autoreset invents is ever stored.
+    def make_env(idx: int):  # no passive env checker (it stays in every step's call chain); a time limit if none
         kwargs = dict(disable_env_checker=True, max_episode_steps=gym.spec(env_id).max_episode_steps or 10_000)
         if capture_video and idx == 0:
             env = gym.wrappers.RecordVideo(gym.make(env_id, render_mode="rgb_array", **kwargs), f"{run_dir}/videos")
@@ -115,14 +129,7 @@ def make_env(env_id: str, idx: int, capture_video: bool, run_dir: str):
         if not (isinstance(env.observation_space, gym.spaces.Box) and len(env.observation_space.shape) == 1):
             env = gym.wrappers.FlattenObservation(env)  # a Box of any shape to a vector, Discrete to one-hot
         return gym.wrappers.RecordEpisodeStatistics(env)
-
-    return thunk
-
-
-def make_envs(env_id: str, num_envs: int, capture_video: bool = False, run_dir: str = ".") -> gym.vector.VectorEnv:
-    # SAME_STEP autoreset: the observation returned with done=True already belongs to the next episode,
-    # and the true final observation is in infos["final_obs"], so no invented transition is ever stored.
-    return gym.vector.SyncVectorEnv([make_env(env_id, i, capture_video, run_dir) for i in range(num_envs)],
+    return gym.vector.SyncVectorEnv([lambda i=i: make_env(i) for i in range(num_envs)],
                                     autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
 
 
@@ -305,8 +312,7 @@ def main(args: Args) -> dict:
 
 # ---------------------------------------------------------------- run plumbing: logging, checkpoints, evaluation
 class Run:
-    """The run directory runs/{env_id}__{exp_name}__{seed}__{unix_time}/: args.json, and metrics.csv in long format,
-    flushed on every call so that a stopped run keeps all it logged; the same scalars go to wandb with --track."""
+    """runs/{env_id}__{exp_name}__{seed}__{unix_time}/: args.json, metrics.csv (long format, flushed per row), wandb."""
 
     def __init__(self, args: Args):
         base = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}".replace("/", "_")
@@ -320,11 +326,10 @@ class Run:
             json.dump(asdict(args), f, indent=2)
         self.file = open(os.path.join(self.dir, "metrics.csv"), "w")
         self.file.write("global_step,wall_time,name,value\n")
-        self.wandb = None
         if args.track:
-            import wandb
-            self.wandb = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args),
-                                    name=os.path.basename(self.dir), dir=self.dir)
+            import wandb  # only when tracking: it takes half a second to import
+        self.wandb = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args),
+                                name=os.path.basename(self.dir), dir=self.dir) if args.track else None
         self.total, self.episodic_returns, self.start, self.last_print = args.total_timesteps, [], time.time(), 0.0
         print(f"run directory: {self.dir}", flush=True)
 
@@ -367,13 +372,11 @@ def save_checkpoint(path: str, actor: Actor, args: Args, dims: tuple) -> None:
 
 
 def load_checkpoint(path: str, env_id: str, device: torch.device) -> Actor:
-    if not os.path.isfile(path):
-        raise ValueError(f"--load-model {path} does not exist; pass the model.pt of a run made with --save-model.")
     state = torch.load(path, map_location=device, weights_only=True)
     if not isinstance(state, dict) or state.get("script") != "td3.py":
-        raise ValueError(f"{path} was not saved by td3.py; load it with the script that trained it.")
+        raise UsageError(f"{path} was not saved by td3.py; load it with the script that trained it.")
     if state["env_id"] != env_id:
-        raise ValueError(f"{path} was trained on {state['env_id']}, not {env_id}; pass --env-id {state['env_id']}.")
+        raise UsageError(f"{path} was trained on {state['env_id']}, not {env_id}; pass --env-id {state['env_id']}.")
     obs_dim, act_dim, hidden, low, high = state["dims"]
     actor = Actor(obs_dim, act_dim, hidden, np.asarray(low), np.asarray(high)).to(device)
     actor.load_state_dict(state["actor"])
@@ -381,8 +384,7 @@ def load_checkpoint(path: str, env_id: str, device: torch.device) -> Actor:
 
 
 def evaluate(actor: Actor, args: Args, device: torch.device, run: Run, global_step: int) -> list[float]:
-    """Returns of --eval-episodes episodes (the first of each env of a vector env) without exploration noise, on seeds
-    training never used, logged as eval/episodic_return."""
+    """Noise-free returns of --eval-episodes episodes, one per env, on seeds training never used."""
     if not args.eval_episodes:
         return []
     envs = make_envs(args.env_id, args.eval_episodes)
@@ -399,4 +401,8 @@ def evaluate(actor: Actor, args: Args, device: torch.device, run: Run, global_st
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    try:
+        main(tyro.cli(Args))
+    except UsageError as e:  # one line and status 2, as argparse and tyro report a bad flag
+        print(f"td3.py: error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -284,7 +284,7 @@ def test_ppo_without_truncation_bootstrap_treats_the_time_limit_as_an_end():
     ("a2c", dict(env_id="TestMultiBinary-v0"), r"a2c\.py handles Discrete and Box action spaces"),
     ("a2c", dict(total_timesteps=10), r"smaller than one rollout"),
     ("a2c", dict(learning_rate=float("nan")), r"--learning-rate must be positive"),
-    ("a2c", dict(log_interval=0), r"--log-interval must be at least 1"),
+    ("a2c", dict(log_interval=0), r"--log-interval must be >= 1"),
     ("ppo_continuous", dict(env_id="CartPole-v1"), r"needs a one-dimensional continuous \(Box\) action space"),
     ("ppo_continuous", dict(num_minibatches=3), r"not divisible by --num-minibatches"),
     ("ppo_continuous", dict(eval_episodes=-1), r"--eval-episodes must be 0 or more"),
