@@ -1,27 +1,25 @@
 """A2C: synchronous advantage actor-critic on vector environments, discrete and continuous actions.
 
-Every `num_steps` steps of `num_envs` parallel environments, A2C takes one gradient step on the whole
-rollout: the policy follows the advantage-weighted log-likelihood gradient, the critic regresses onto the
-n-step / GAE returns, and an entropy bonus keeps the policy from collapsing early. Each line below is the
-function on its right:
+Every `num_steps` steps of `num_envs` parallel environments, A2C takes one gradient step on the whole rollout: the
+policy follows the advantage-weighted log-likelihood gradient, the critic regresses onto the n-step / GAE returns, and
+an entropy bonus keeps the policy from collapsing early. Each line below is the function on its right:
 
     delta_t = r_t + gamma * V(s_{t+1}) * (1 - done_t) - V(s_t)                              compute_gae
     A_t     = delta_t + gamma * lambda * (1 - done_t) * A_{t+1},   R_t = A_t + V(s_t)         compute_gae
     L       = -mean(A_t log pi(a_t|s_t)) + vf_coef 0.5 mean((R_t - V(s_t))^2) - ent_coef mean(H[pi(.|s_t)])
                                                                                                a2c_loss
 
-With --gae-lambda 1.0 the advantage is the paper's n-step return minus V (bootstrapped at the rollout's
-end); 0.0 gives one-step TD. Discrete action spaces use a categorical policy; Box action spaces a Gaussian
-with a learned state-independent log-std, whose samples are clipped to the bounds only when stepping
-the environment (the loss uses the unclipped sample).
+With --gae-lambda 1.0 the advantage is the paper's n-step return minus V (bootstrapped at the rollout's end); 0.0
+gives one-step TD. Discrete action spaces use a categorical policy; Box action spaces a Gaussian with a learned
+state-independent log-std, whose samples are clipped to the bounds only when stepping the environment (the loss uses
+the unclipped sample).
 
-Paper: Mnih et al. 2016, "Asynchronous Methods for Deep Reinforcement Learning" (A3C; A2C is its
-synchronous variant, as in OpenAI baselines); GAE from Schulman et al. 2016.
-Differences from the paper: synchronous workers instead of asynchronous ones; GAE(lambda) with default
-lambda 0.95 instead of pure n-step returns; a time-limit truncation is bootstrapped with
-gamma * V(true final observation) instead of ending the return; the MLP policy of the classic-control
-setup instead of the Atari CNN (see a2c_atari.py). Box observations of any shape are flattened and Discrete
-ones one-hot encoded, as in Stable-Baselines3.
+Paper: Mnih et al. 2016, "Asynchronous Methods for Deep Reinforcement Learning" (A3C; A2C is its synchronous variant,
+as in OpenAI baselines); GAE from Schulman et al. 2016.
+Differences from the paper: synchronous workers instead of asynchronous ones; GAE(lambda) with default lambda 0.95
+instead of pure n-step returns; a time-limit truncation is bootstrapped with gamma * V(true final observation) instead
+of ending the return; the MLP policy of the classic-control setup instead of the Atari CNN (see a2c_atari.py). Box
+observations of any shape are flattened and Discrete ones one-hot encoded, as in Stable-Baselines3.
 
 Run:  python a2c.py --env-id CartPole-v1        python a2c.py --env-id Pendulum-v1
       (evaluate a saved model: --load-model runs/.../model.pt)
@@ -32,10 +30,14 @@ import contextlib
 import functools
 import itertools
 import json
+import math
 import os
 import random
+import shutil
+import signal
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -44,14 +46,14 @@ import numpy as np
 import torch
 import torch.nn as nn
 import tyro
-from torch.distributions import Categorical, Normal
+from torch.distributions import Categorical, Independent, Normal
 
 
 # ---------------------------------------------------------------- arguments
 @dataclass
 class Args:
     exp_name: str = "a2c"  # the name of this experiment (part of the run directory's name)
-    seed: int = 1  # seed of random, numpy, torch and the environments
+    seed: int | None = None  # seed of random, numpy, torch and the environments (1; with --load-model the run's)
     torch_deterministic: bool = True  # set torch.backends.cudnn.deterministic
     cuda: bool = True  # use CUDA when it is available
     track: bool = False  # mirror the logged scalars to Weights & Biases
@@ -65,7 +67,7 @@ class Args:
     torch_threads: int = 1  # CPU threads for torch (0 keeps torch's default); one is fastest for these small networks
     log_interval: int = 25  # log the training scalars, averaged, every this many updates
 
-    env_id: str = "CartPole-v1"  # the gymnasium id of the environment (Discrete or Box actions)
+    env_id: str | None = None  # gymnasium id, Discrete or Box actions (CartPole-v1; with --load-model the run's own)
     total_timesteps: int = 500_000  # total environment steps of the experiment
     learning_rate: float = 7e-4  # the optimizer's learning rate
     optimizer: Literal["rmsprop", "adam"] = "rmsprop"  # RMSprop as in the A2C paper, or Adam
@@ -86,21 +88,31 @@ class UsageError(ValueError):
     """A bad argument, environment or checkpoint: `python a2c.py` reports it in one line and exits with status 2."""
 
 
-def check_args(args: Args) -> None:
-    """Refuse bad arguments, or spaces this script cannot handle, with one clear sentence before anything is built."""
+def check_args(args: Args) -> dict | None:
+    """Refuse bad arguments, checkpoints or spaces with one sentence before anything is built; returns the checkpoint."""
+    state = load_checkpoint(args) if args.load_model is not None else None  # it fills in --env-id and --seed if not given
+    args.env_id, args.seed = args.env_id or "CartPole-v1", 1 if args.seed is None else args.seed
     batch = args.num_envs * args.num_steps
-    for bad, problem in [
+    for bad, problem in [  # written so that NaN fails every range (every comparison with NaN is False)
         (min(args.num_envs, args.num_steps, args.log_interval) < 1, "--num-envs, --num-steps, --log-interval must be >= 1."),
         (args.load_model is None and args.total_timesteps < batch, f"--total-timesteps {args.total_timesteps} is smaller "
          f"than one rollout (num_envs * num_steps = {batch}); raise it or shrink the rollout."),
-        (not args.learning_rate > 0, f"--learning-rate must be positive (got {args.learning_rate})."),
-        (not 0 <= args.seed < 2**32 or args.eval_episodes < 0, f"--seed must be in [0, 2**32) and --eval-episodes "
-         f"must be 0 or more (got {args.seed}, {args.eval_episodes})."),
-        (args.load_model is not None and not os.path.isfile(args.load_model), f"--load-model {args.load_model} does "
-         "not exist; pass the model.pt of a run made with --save-model."),
+        (not (0 < args.learning_rate < math.inf and 0 < args.optimizer_eps < math.inf and 0 < args.max_grad_norm),
+         f"--learning-rate, --optimizer-eps, --max-grad-norm must be > 0, the first two finite (got {args.learning_rate}, "
+         f"{args.optimizer_eps}, {args.max_grad_norm})."),
+        (not 0 <= args.rmsprop_alpha < 1, f"--rmsprop-alpha must lie in [0, 1) (got {args.rmsprop_alpha})."),
+        (not (0 <= args.gamma <= 1 and 0 <= args.gae_lambda <= 1 and 0 <= args.ent_coef < math.inf and 0 <= args.vf_coef
+              < math.inf), f"--gamma and --gae-lambda must lie in [0, 1], --ent-coef and --vf-coef be finite and >= 0 (got "
+         f"{args.gamma}, {args.gae_lambda}, {args.ent_coef}, {args.vf_coef})."),
+        (not 0 <= args.seed < 2**32 or min(args.eval_episodes, args.torch_threads) < 0, f"--seed must be in [0, 2**32), "
+         f"--eval-episodes and --torch-threads 0 or more (got {args.seed}, {args.eval_episodes}, {args.torch_threads})."),
     ]:
         if bad:
             raise UsageError(problem)
+    os.environ.setdefault("MUJOCO_GL", "egl" if sys.platform == "linux" else "glfw")  # Linux: video without a display
+    with contextlib.suppress(ImportError):  # MuJoCo's warnings as Python's, each once, not lines in ./MUJOCO_LOG.TXT
+        import mujoco  # (after MUJOCO_GL, which it reads at import)
+        mujoco.set_mju_user_warning(functools.cache(lambda message: warnings.warn(message, RuntimeWarning)))
     try:
         env = gym.make(args.env_id, disable_env_checker=True)
     except gym.error.Error as e:  # an unknown id, or a missing package (the message names the pip command)
@@ -119,6 +131,7 @@ def check_args(args: Args) -> None:
     ]:
         if bad:
             raise UsageError(problem)
+    return state
 
 
 # ---------------------------------------------------------------- environments
@@ -164,14 +177,16 @@ class Agent(nn.Module):
     def get_value(self, x: torch.Tensor) -> torch.Tensor:
         return self.critic(x).squeeze(-1)
 
+    def policy(self, x: torch.Tensor) -> Categorical | Independent:
+        """pi(.|s); the Gaussian's action dimensions are Independent: its log-prob and entropy are sums over them."""
+        if self.continuous:  # no argument checks in the hot path
+            return Independent(Normal(self.actor(x), self.actor_logstd.exp(), validate_args=False), 1, validate_args=False)
+        return Categorical(logits=self.actor(x), validate_args=False)
+
     def evaluate_actions(self, x: torch.Tensor, action: torch.Tensor):
-        """log pi(a|s) of the given actions, the entropy of pi(.|s) (both summed over action dimensions for the
-        Gaussian), and V(s)."""
-        if self.continuous:
-            dist = Normal(self.actor(x), self.actor_logstd.exp(), validate_args=False)
-            return dist.log_prob(action).sum(-1), dist.entropy().sum(-1), self.get_value(x)
-        dist = Categorical(logits=self.actor(x), validate_args=False)
-        return dist.log_prob(action), dist.entropy(), self.get_value(x)
+        """log pi(a|s) of the given actions, the entropy of pi(.|s), and V(s)."""
+        pi = self.policy(x)
+        return pi.log_prob(action), pi.entropy(), self.get_value(x)
 
     def act_deterministic(self, x: torch.Tensor) -> torch.Tensor:
         out = self.actor(x)
@@ -205,64 +220,16 @@ def explained_variance(y_pred: torch.Tensor, y_true: torch.Tensor) -> torch.Tens
     return torch.where(y_true.var() > 0, 1 - (y_true - y_pred).var() / y_true.var(), torch.nan)
 
 
-# ---------------------------------------------------------------- acting in numpy
-# For a 64-unit MLP on a handful of observations torch spends more time dispatching a call than computing it: acting
-# in numpy makes a CartPole run 1.13x (1.04-1.17) faster (median, range; benchmarks/speed.py --against torch-acting). The
-# numpy actor is read off Agent.actor at every rollout (a layer it cannot mirror is run by torch), and the log-prob of
-# every action it sampled is checked against the torch Agent's: an edited network acts as the one trained, or stops.
-NUMPY_ACTIVATIONS = {nn.Tanh: np.tanh, nn.ReLU: lambda x: np.maximum(x, 0.0), nn.Identity: lambda x: x}
-
-
-def numpy_forward(net: nn.Sequential):
-    """net as a numpy function, read off its layers (weights copied now), or through torch where it cannot be."""
-    ops = []
-    for layer in net if isinstance(net, nn.Sequential) else [net]:  # an edited actor may not be a Sequential
-        if isinstance(layer, nn.Linear) and layer.bias is not None:
-            w, b = (p.detach().cpu().numpy().copy() for p in (layer.weight.T, layer.bias))
-            ops.append(lambda x, w=w, b=b: x @ w + b)
-        elif type(layer) in NUMPY_ACTIVATIONS:
-            ops.append(NUMPY_ACTIVATIONS[type(layer)])
-        else:  # a layer with no numpy twin yet: act through the torch module (slower, same numbers)
-            return torch.inference_mode()(lambda x: net(torch.as_tensor(x, device=next(net.parameters()).device)).cpu().numpy())
-    return lambda x: functools.reduce(lambda h, op: op(h), ops, x)
-
-
-def sample_action(actor_out: np.ndarray, logstd: np.ndarray | None, rng: np.random.Generator):
-    """A sample of the policy and its log-probability: Gumbel-max for categorical logits (exact), or
-    mean + exp(logstd) * noise for the Gaussian, whose log-density is summed over action dimensions."""
-    if logstd is None:
-        logp = actor_out - actor_out.max(-1, keepdims=True)
-        logp -= np.log(np.exp(logp).sum(-1, keepdims=True))
-        action = np.argmax(logp + rng.gumbel(size=logp.shape), axis=-1)
-        return action, logp[np.arange(len(action)), action]
-    noise = rng.standard_normal(actor_out.shape)
-    logprob = (-0.5 * noise**2 - logstd - 0.5 * np.log(2 * np.pi)).sum(-1)
-    return (actor_out + np.exp(logstd) * noise).astype(np.float32), logprob
-
-
-def check_acting(numpy_logprob: np.ndarray, torch_logprob: torch.Tensor, tolerance: float = 1e-3) -> None:
-    """Stop if the numpy actor that sampled a rollout and the torch Agent disagree on its actions."""
-    if not (gap := np.abs(numpy_logprob.reshape(-1) - torch_logprob.detach().cpu().numpy()).max()) <= tolerance:
-        raise RuntimeError(f"the numpy actor and the torch Agent disagree on the rollout's log-probabilities by {gap:.3g}: "
-                           + ("the weights are no longer finite (training diverged)." if np.isnan(gap) else
-                              "sample_action mirrors the distributions of evaluate_actions; edit both alike."))
-
-
 # ---------------------------------------------------------------- training
 def main(args: Args) -> dict:
-    check_args(args)
+    state = check_args(args)
     torch.set_num_threads(args.torch_threads or torch.get_num_threads())
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)  # action sampling in the rollout
     torch.backends.cudnn.deterministic = args.torch_deterministic
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-    loaded = load_checkpoint(args.load_model, args.env_id, device) if args.load_model is not None else None
     run = Run(args)
-    if loaded is not None:
-        return run.finish(loaded, evaluate(loaded, args, device, run, global_step=0))
-
     envs = make_envs(args.env_id, args.num_envs, args.capture_video, run.dir)
     envs.action_space.seed(args.seed)
     space = envs.single_action_space
@@ -270,6 +237,8 @@ def main(args: Args) -> dict:
     obs_dim = int(np.prod(envs.single_observation_space.shape))
     act_dim = int(space.shape[0]) if continuous else int(space.n)
     agent = Agent(obs_dim, act_dim, continuous).to(device)
+    if state is not None:  # --load-model: evaluate the saved agent, no training
+        agent.load_state_dict(state["model"])
     if args.optimizer == "rmsprop":
         optimizer = torch.optim.RMSprop(agent.parameters(), lr=args.learning_rate, alpha=args.rmsprop_alpha,
                                         eps=args.optimizer_eps)
@@ -277,15 +246,17 @@ def main(args: Args) -> dict:
         optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=args.optimizer_eps)
 
     batch_size = args.num_envs * args.num_steps
-    num_iterations = args.total_timesteps // batch_size
+    num_iterations = 0 if state else args.total_timesteps // batch_size
+    if args.total_timesteps % batch_size and not state:
+        print(f"--total-timesteps {args.total_timesteps:,} runs as {num_iterations} rollouts of {batch_size}.", flush=True)
     # Rollout storage, preallocated in numpy; it crosses to torch once per rollout. V(obs) comes from the update's
     # batched forward pass; during the rollout the critic runs only to bootstrap a time limit.
     obs = np.zeros((args.num_steps, args.num_envs, obs_dim), dtype=np.float32)
     actions = np.zeros((args.num_steps, args.num_envs) + ((act_dim,) if continuous else ()),
                        dtype=np.float32 if continuous else np.int64)
-    logprobs, rewards, dones = (np.zeros((args.num_steps, args.num_envs), dtype=np.float32) for _ in range(3))
+    rewards, dones = (np.zeros((args.num_steps, args.num_envs), dtype=np.float32) for _ in range(2))
 
-    global_step, start_time, interrupted, stats = 0, time.time(), False, []
+    global_step, start_time, stats = 0, time.time(), []
     next_obs, _ = envs.reset(seed=args.seed)
     try:
         for iteration in range(1, num_iterations + 1):
@@ -293,14 +264,14 @@ def main(args: Args) -> dict:
                 optimizer.param_groups[0]["lr"] = args.learning_rate * (1.0 - (iteration - 1.0) / num_iterations)
 
             # ---- rollout
-            actor_np = numpy_forward(agent.actor)
-            logstd_np = agent.actor_logstd.detach().cpu().numpy() if continuous else None
             for step in range(args.num_steps):
                 global_step += args.num_envs
                 obs[step] = next_obs
-                actions[step], logprobs[step] = sample_action(actor_np(obs[step]), logstd_np, rng)
+                with torch.inference_mode():
+                    actions[step] = agent.policy(torch.from_numpy(obs[step]).to(device)).sample().cpu().numpy()
                 env_action = np.clip(actions[step], space.low, space.high) if continuous else actions[step]
                 next_obs, reward, terminated, truncated, infos = envs.step(env_action)
+                check_finite(global_step, observation=next_obs, reward=reward)  # before the policy samples from it
                 rewards[step], dones[step] = reward, terminated | truncated
                 # A time limit is not a real end: bootstrap with the value of the true final observation.
                 if (cut := truncated & ~terminated).any():
@@ -314,7 +285,6 @@ def main(args: Args) -> dict:
             b_actions = torch.from_numpy(actions).to(device).reshape((batch_size, act_dim) if continuous else (batch_size,))
             logprob, entropy, b_values = agent.evaluate_actions(b_obs, b_actions)
             with torch.no_grad():
-                check_acting(logprobs, logprob)
                 next_value = agent.get_value(torch.as_tensor(next_obs, dtype=torch.float32, device=device))
                 advantages, returns = compute_gae(torch.from_numpy(rewards).to(device), b_values.view(args.num_steps, -1),
                                                   torch.from_numpy(dones).to(device), next_value, args.gamma, args.gae_lambda)
@@ -327,12 +297,14 @@ def main(args: Args) -> dict:
             grad_norm = nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
             optimizer.step()
             with torch.no_grad():
-                stats.append(torch.stack([pg_loss, v_loss, entropy_mean, grad_norm, advantages.mean(), advantages.std(),
+                stats.append(torch.stack([pg_loss, v_loss, grad_norm, entropy_mean, advantages.mean(), advantages.std(),
                                           explained_variance(b_values, returns)]))
+            pg, vl, gn = stats[-1][:3].tolist()  # at every update (one host sync): the next rollout must not act on NaN
+            check_finite(global_step, policy_loss=pg, value_loss=vl, gradient_norm=gn)
 
             # ---- logging (means over the last log_interval updates)
             if iteration % args.log_interval == 0 or iteration == num_iterations:
-                pg, vl, ent, gn, adv_mean, adv_std, ev = torch.stack(stats).mean(0).tolist()
+                pg, vl, gn, ent, adv_mean, adv_std, ev = torch.stack(stats).mean(0).tolist()
                 stats.clear()
                 run.log(global_step, {
                     "charts/learning_rate": optimizer.param_groups[0]["lr"],
@@ -340,14 +312,11 @@ def main(args: Args) -> dict:
                     "losses/policy_loss": pg, "losses/value_loss": vl, "losses/entropy": ent, "losses/grad_norm": gn,
                     "losses/explained_variance": ev, "charts/advantage_mean": adv_mean, "charts/advantage_std": adv_std}
                     | ({"charts/action_std": agent.actor_logstd.detach().exp().mean()} if continuous else {}))
-    except KeyboardInterrupt:
-        interrupted = True
-        print(f"interrupted at step {global_step:,}", flush=True)
-    finally:
-        envs.close()
+    finally:  # also when stopped by SIGINT / SIGTERM or a non-finite number: the model first, then the environments
         if args.save_model:
-            save_checkpoint(os.path.join(run.dir, "model.pt"), agent, args, obs_dim, act_dim)
-    return run.finish(agent, [] if interrupted else evaluate(agent, args, device, run, global_step))
+            save_checkpoint(os.path.join(run.dir, "model.pt"), agent, args)
+        envs.close()
+    return run.finish(agent, evaluate(agent, args, device, run, global_step))
 
 
 # ---------------------------------------------------------------- run plumbing: logging, checkpoints, evaluation
@@ -356,20 +325,28 @@ class Run:
 
     def __init__(self, args: Args):
         base = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}".replace("/", "_")
-        os.makedirs(args.runs_dir, exist_ok=True)
-        for n in itertools.count(1):  # os.mkdir is atomic: two runs started in the same second never share one
-            self.dir = os.path.join(args.runs_dir, base if n == 1 else f"{base}_{n}")
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(self.dir)
-                break
+        try:
+            for n in itertools.count(1):  # atomic: two runs started in the same second never share one
+                self.dir = os.path.join(args.runs_dir, base if n == 1 else f"{base}_{n}")
+                with contextlib.suppress(FileExistsError):
+                    os.makedirs(self.dir)
+                    break
+        except OSError as e:
+            raise UsageError(f"cannot create a run directory in --runs-dir {args.runs_dir!r} ({e.strerror}).") from None
+        self.wandb = None
+        if args.track:  # wandb is imported only when tracking: it takes half a second
+            import wandb
+            try:
+                self.wandb = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args),
+                                        name=os.path.basename(self.dir), dir=self.dir)
+            except Exception as e:  # no login, no network: one line, and nothing of the run left behind
+                shutil.rmtree(self.dir)
+                raise UsageError(f"--track: wandb did not start ({type(e).__name__}); try `wandb login`.") from None
+            self.wandb.define_metric("*", step_metric="global_step")  # a row per call: one step's values never merge
         with open(os.path.join(self.dir, "args.json"), "w") as f:
             json.dump(asdict(args), f, indent=2)
         self.file = open(os.path.join(self.dir, "metrics.csv"), "w")
         self.file.write("global_step,wall_time,name,value\n")
-        if args.track:
-            import wandb  # only when tracking: it takes half a second to import
-        self.wandb = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args),
-                                name=os.path.basename(self.dir), dir=self.dir) if args.track else None
         self.total, self.episodic_returns, self.start, self.last_print = args.total_timesteps, [], time.time(), 0.0
         print(f"run directory: {self.dir}", flush=True)
 
@@ -379,7 +356,7 @@ class Run:
         self.file.writelines(f"{step},{wall:.3f},{name},{value}\n" for name, value in scalars.items())
         self.file.flush()
         if self.wandb is not None:
-            self.wandb.log(scalars, step=step)
+            self.wandb.log({**scalars, "global_step": step})
         if "charts/SPS" in scalars and time.time() - self.last_print > 2.0:
             self.last_print, sps = time.time(), max(scalars["charts/SPS"], 1.0)
             print(f"step {step:>9,}/{self.total:,} | {sps:>6,.0f} SPS | return (last 20) {self.recent():8.2f} | "
@@ -405,22 +382,33 @@ class Run:
         return dict(run_dir=self.dir, episodic_returns=self.episodic_returns, eval_returns=eval_returns, agent=agent, **extra)
 
 
-def save_checkpoint(path: str, agent: Agent, args: Args, obs_dim: int, act_dim: int) -> None:
-    state = {"script": "a2c.py", "env_id": args.env_id, "obs_dim": obs_dim, "act_dim": act_dim,
-             "continuous": agent.continuous, "args": asdict(args), "model": agent.state_dict()}
-    torch.save(state, path + ".tmp")
-    os.replace(path + ".tmp", path)  # atomic: a crash never leaves a half-written model.pt
+def check_finite(step: int, **quantities) -> None:
+    """Stop at the first non-finite loss, gradient norm, observation or reward (metrics.csv keeps what was logged)."""
+    for name, value in quantities.items():
+        if not np.isfinite(value).all():
+            raise FloatingPointError(f"the {name.replace('_', ' ')} is not finite at step {step:,}: training stopped.")
 
 
-def load_checkpoint(path: str, env_id: str, device: torch.device) -> Agent:
-    state = torch.load(path, map_location=device, weights_only=True)
+def save_checkpoint(path: str, agent: Agent, args: Args) -> None:
+    """Weights and arguments, written atomically (a crash never leaves half a model.pt); never non-finite weights."""
+    if all(p.isfinite().all() for p in agent.parameters()):
+        torch.save(dict(script="a2c.py", env_id=args.env_id, args=asdict(args), model=agent.state_dict()), path + ".tmp")
+        os.replace(path + ".tmp", path)
+
+
+def load_checkpoint(args: Args) -> dict:
+    """The checkpoint --load-model names; its run's environment and seed fill in --env-id and --seed if not given."""
+    try:
+        state = torch.load(args.load_model, map_location="cpu", weights_only=True)
+    except Exception as e:  # missing, empty, truncated, not a checkpoint at all
+        why = f"{type(e).__name__}: {e}".splitlines()[0].rstrip(": ")
+        raise UsageError(f"--load-model {args.load_model} cannot be read ({why}); pass a run's model.pt.") from None
     if not isinstance(state, dict) or state.get("script") != "a2c.py":
-        raise UsageError(f"{path} was not saved by a2c.py; load it with the script that trained it.")
-    if state["env_id"] != env_id:
-        raise UsageError(f"{path} was trained on {state['env_id']}, not {env_id}; pass --env-id {state['env_id']}.")
-    agent = Agent(state["obs_dim"], state["act_dim"], state["continuous"]).to(device)
-    agent.load_state_dict(state["model"])
-    return agent
+        raise UsageError(f"{args.load_model} was not saved by a2c.py; load it with the script that trained it.")
+    if args.env_id not in (None, state["env_id"]):
+        raise UsageError(f"{args.load_model} was trained on {state['env_id']}, not {args.env_id}; leave --env-id out.")
+    args.env_id, args.seed = state["env_id"], state["args"]["seed"] if args.seed is None else args.seed
+    return state
 
 
 def evaluate(agent: Agent, args: Args, device: torch.device, run: Run, global_step: int) -> list[float]:
@@ -442,9 +430,19 @@ def evaluate(agent: Agent, args: Args, device: torch.device, run: Run, global_st
     return returns
 
 
+def raise_stopped(signum: int, frame) -> None:  # SIGINT (Ctrl-C) or SIGTERM, wherever the run is: main keeps the model
+    raise KeyboardInterrupt(signum)  # carries the signal's number, for the exit status
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, raise_stopped)
+    signal.signal(signal.SIGTERM, raise_stopped)
     try:
         main(tyro.cli(Args))
-    except UsageError as e:  # one line and status 2, as argparse and tyro report a bad flag
+    except (UsageError, FloatingPointError) as e:  # one line; status 2 for a bad flag, environment or checkpoint
         print(f"a2c.py: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(2 if isinstance(e, UsageError) else 1)
+    except KeyboardInterrupt as e:  # exit status 128 + the signal's number, as a shell reports it
+        print(f"a2c.py: stopped by {signal.Signals(e.args[0]).name}; metrics.csv is kept, and model.pt with "
+              "--save-model.", file=sys.stderr)
+        sys.exit(128 + e.args[0])

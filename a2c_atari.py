@@ -1,9 +1,9 @@
 """A2C on Atari from pixels: the Nature-CNN actor-critic of Mnih et al., trained by synchronous workers.
 
-Every `num_steps` steps of `num_envs` games, A2C takes one gradient step on the whole rollout: the policy follows
-the advantage-weighted log-likelihood gradient, the critic regresses onto n-step / GAE returns, and an entropy
-bonus keeps the policy from collapsing early. Under torchrun, N processes play their own games and average their
-gradients with one all-reduce per update, so all take the same step. Each line is the function on its right:
+Every `num_steps` steps of `num_envs` games, A2C takes one gradient step on the whole rollout: the policy follows the
+advantage-weighted log-likelihood gradient, the critic regresses onto n-step / GAE returns, and an entropy bonus keeps
+the policy from collapsing early. Under torchrun, N processes play their own games and average their gradients with
+one all-reduce per update, so all take the same step. Each line is the function on its right:
 
     r'_t    = sign(r_t),   done_t = 1 if the game ended or a life was lost with step t       learning_signal
     delta_t = r'_t + gamma * V(s_{t+1}) * (1 - done_t) - V(s_t)                             compute_gae
@@ -11,19 +11,16 @@ gradients with one all-reduce per update, so all take the same step. Each line i
     L       = -mean(A_t log pi(a_t|s_t) + ent_coef H[pi(.|s_t)]) + vf_coef 0.5 mean((R_t - V(s_t))^2)  a2c_loss
     grad L  = (1/N) * (sum over the N processes k of grad L_k)                                average_gradients
 
-Preprocessing (Mnih et al. 2015; Machado et al. 2018): up to 30 no-op starts, FIRE on reset, each action repeated
-for 4 frames (max over the last two), 84x84 grayscale, 4 stacked frames, by ale-py's C++ vector env or by
-gymnasium's wrappers in subprocesses (--vector-env async): the same frames from the same game, but each starts
-its games its own way. The game goes on across lost lives: logged returns are raw full-game scores.
+Paper: Mnih et al. 2016, "Asynchronous Methods for Deep Reinforcement Learning" (A2C: the synchronous A3C of OpenAI
+baselines), with its A2C defaults and Mnih et al. 2015's network and preprocessing (up to 30 no-op starts, FIRE on reset,
+4 frames per action, 84x84 grayscale, 4 stacked frames; -v5 ids: Machado et al. 2018), by ale-py's C++ vector env or
+gymnasium's wrappers in subprocesses (--vector-env async). A game goes on across lost lives: logged returns are raw
+full-game scores. Differences from the paper: synchronous workers; RMSprop statistics per process (identical, as the
+averaged gradients are); a time limit (108k frames) is bootstrapped with gamma * V(true final observation); evaluation
+samples its actions, as CleanRL and rl-baselines3-zoo do on Atari (an argmax policy may never FIRE after a lost life).
 
-Paper: Mnih et al. 2016, "Asynchronous Methods for Deep Reinforcement Learning" (A2C: the synchronous A3C of
-OpenAI baselines), with its A2C defaults and the network and preprocessing of Mnih et al. 2015. Differences from
-the paper: synchronous workers; RMSprop statistics per process (identical, as the averaged gradients are), not
-shared; a time-limit truncation (108k frames) is bootstrapped with gamma * V(true final observation).
-
-Run:  python a2c_atari.py --env-id BreakoutNoFrameskip-v4        (videos: --vector-env async --capture-video)
-      torchrun --standalone --nproc_per_node=2 a2c_atari.py --env-id ALE/Pong-v5     (several machines: README)
-      (evaluate a saved model: --load-model runs/.../model.pt)
+Run:  python a2c_atari.py --env-id BreakoutNoFrameskip-v4   (videos: --vector-env async --capture-video; evaluate a
+      saved model: --load-model runs/.../model.pt)     torchrun --standalone --nproc_per_node=2 a2c_atari.py (README)
 """
 
 # ---------------------------------------------------------------- imports
@@ -31,8 +28,11 @@ import contextlib
 import importlib.util
 import itertools
 import json
+import math
 import os
 import random
+import shutil
+import signal
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -44,14 +44,13 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 import tyro
-from torch.distributions import Categorical
 
 
 # ---------------------------------------------------------------- arguments
 @dataclass
 class Args:
     exp_name: str = "a2c_atari"  # the name of this experiment (part of the run directory's name)
-    seed: int = 1  # seed of random, numpy, torch and the environments (process r's games: seed + r * num_envs + i)
+    seed: int | None = None  # seed of random, numpy, torch and the games (1; with --load-model the run's); process r: + r
     torch_deterministic: bool = True  # set torch.backends.cudnn.deterministic
     cuda: bool = True  # use CUDA when it is available (with torchrun: the GPU of LOCAL_RANK)
     track: bool = False  # mirror the logged scalars to Weights & Biases
@@ -59,15 +58,15 @@ class Args:
     wandb_entity: str | None = None  # the wandb entity (team or user)
     capture_video: bool = False  # record videos of the first game into the run directory's videos/ (needs async)
     save_model: bool = False  # save weights and arguments to model.pt in the run directory
-    eval_episodes: int = 10  # deterministic (argmax) full-game evaluation episodes after training; 0 skips it
+    eval_episodes: int = 10  # full-game evaluation episodes after training (sampled actions, seeded); 0 skips it
     load_model: str | None = None  # path to a model.pt: evaluate it instead of training
     runs_dir: str = "runs"  # where run directories are created
     torch_threads: int = 1  # CPU threads for torch in each process (0 keeps torch's default)
-    log_interval: int = 25  # log the training scalars, averaged, every this many updates
+    log_interval: int = 25  # log the training scalars every this many updates
 
-    env_id: str = "BreakoutNoFrameskip-v4"  # the gymnasium id of an Atari game (the game, sticky actions, action set)
+    env_id: str | None = None  # an Atari id: game, sticky actions, action set (BreakoutNoFrameskip-v4; --load-model: the run's)
     total_timesteps: int = 10_000_000  # total agent steps, summed over all environments and processes (frames = 4x)
-    vector_env: Literal["ale", "async"] = "ale"  # ale-py's C++ vector env, or gymnasium's wrappers in subprocesses
+    vector_env: Literal["ale", "async"] = "ale"  # ale-py's C++ vector env, or gymnasium's wrappers in subprocesses (training)
     learning_rate: float = 7e-4  # the RMSprop learning rate
     rmsprop_alpha: float = 0.99  # RMSprop's smoothing constant
     optimizer_eps: float = 1e-5  # epsilon of RMSprop
@@ -85,44 +84,46 @@ class UsageError(ValueError):
     """A bad argument, environment or checkpoint: `python a2c_atari.py` reports it in one line and exits with status 2."""
 
 
-def check_args(args: Args) -> None:
-    """Refuse bad arguments, or a game this script cannot play, with one clear sentence before anything is built."""
-    try:
-        gym.register_envs(importlib.import_module("ale_py"))
-        spec = gym.spec(args.env_id)
-    except ImportError:
-        raise UsageError('a2c_atari.py needs ale-py for the Atari games: pip install "gymnasium[atari]".') from None
-    except gym.error.Error as e:
-        raise UsageError(f"unknown environment id {args.env_id!r} ({e}); check the spelling and version.") from None
+def check_args(args: Args) -> dict | None:
+    """Refuse bad arguments, checkpoints or games with one sentence before anything is built; returns the checkpoint."""
+    state = load_checkpoint(args) if args.load_model is not None else None  # it fills in --env-id and --seed if not given
+    args.env_id, args.seed = args.env_id or "BreakoutNoFrameskip-v4", 1 if args.seed is None else args.seed
     world = int(os.environ.get("WORLD_SIZE", "1"))  # torchrun's process count
     batch = args.num_envs * args.num_steps * world
-    for bad, problem in [
-        (args.num_envs < 1 or args.num_steps < 1, "--num-envs and --num-steps must be at least 1."),
-        (args.load_model is None and args.total_timesteps < batch, f"--total-timesteps {args.total_timesteps} is "
-         f"smaller than one rollout (num_envs * num_steps * processes = {batch}); raise it or shrink the rollout."),
-        (not args.learning_rate > 0, f"--learning-rate must be positive (got {args.learning_rate})."),
-        (not 0 <= args.seed < 2**32 or args.eval_episodes < 0, f"--seed must be in [0, 2**32) and --eval-episodes "
-         f"must be 0 or more (got {args.seed}, {args.eval_episodes})."),
-        (args.log_interval < 1, f"--log-interval must be at least 1 (got {args.log_interval})."),
-        (args.load_model is not None and world > 1, "--load-model evaluates in one process; run it with python, "
-         "not torchrun."),
-        (args.capture_video and args.vector_env != "async", "--capture-video needs --vector-env async (ale-py's C++ "
-         "vector env renders no frames)."),
+    for bad, problem in [  # written so that NaN fails every range (every comparison with NaN is False)
+        (min(args.num_envs, args.num_steps, args.log_interval) < 1, "--num-envs, --num-steps, --log-interval must be >= 1."),
+        (args.load_model is None and args.total_timesteps < batch, f"--total-timesteps {args.total_timesteps} is smaller "
+         f"than one rollout (num_envs * num_steps * processes = {batch}); raise it or shrink the rollout."),
+        (not (0 < args.learning_rate < math.inf and 0 < args.optimizer_eps < math.inf and 0 < args.max_grad_norm),
+         f"--learning-rate, --optimizer-eps, --max-grad-norm must be > 0, the first two finite (got {args.learning_rate}, "
+         f"{args.optimizer_eps}, {args.max_grad_norm})."),
+        (not 0 <= args.rmsprop_alpha < 1, f"--rmsprop-alpha must lie in [0, 1) (got {args.rmsprop_alpha})."),
+        (not (0 <= args.gamma <= 1 and 0 <= args.gae_lambda <= 1 and 0 <= args.ent_coef < math.inf and 0 <= args.vf_coef
+              < math.inf), f"--gamma and --gae-lambda must lie in [0, 1], --ent-coef and --vf-coef be finite and >= 0 (got "
+         f"{args.gamma}, {args.gae_lambda}, {args.ent_coef}, {args.vf_coef})."),
+        (not 0 <= args.seed < 2**31 - 2**20 or min(args.eval_episodes, args.torch_threads) < 0, "--seed must be in [0, "
+         f"2**31 - 2**20) (ale-py's seeds are int32), --eval-episodes and --torch-threads 0 or more (got {args.seed}, "
+         f"{args.eval_episodes}, {args.torch_threads})."),
+        (args.load_model is not None and world > 1, "--load-model evaluates in one process; run it with python, not torchrun."),
+        (args.capture_video and args.vector_env != "async", "--capture-video needs --vector-env async; ale-py renders none."),
         (args.vector_env == "async" and importlib.util.find_spec("cv2") is None, "--vector-env async uses gymnasium's "
          "AtariPreprocessing, which needs opencv: pip install opencv-python-headless (or use --vector-env ale)."),
-        (spec.entry_point != "ale_py.env:AtariEnv", f"{args.env_id} is not an Atari game (an ALE id such as "
-         "ALE/Pong-v5); use a2c.py for it."),
-        (args.load_model is not None and not os.path.isfile(args.load_model), f"--load-model {args.load_model} does "
-         "not exist; pass the model.pt of a run made with --save-model."),
+        (importlib.util.find_spec("ale_py") is None, 'a2c_atari.py needs ale-py: pip install "gymnasium[atari]".'),
     ]:
         if bad:
             raise UsageError(problem)
+    gym.register_envs(importlib.import_module("ale_py"))
+    try:  # no game is built: the id's entry point tells an Atari game
+        atari = gym.spec(args.env_id).entry_point == "ale_py.env:AtariEnv"
+    except gym.error.Error as e:  # an unknown id
+        raise UsageError(f"cannot make environment {args.env_id!r}: {e}") from None
+    if not atari:
+        raise UsageError(f"{args.env_id} is not an Atari game (an ALE id such as ALE/Pong-v5); use a2c.py for it.")
+    return state
 
 
 # ---------------------------------------------------------------- environments
-class FireOnReset(gym.Wrapper):
-    """Press FIRE after every reset in games that wait for it (Breakout serves no ball until FIRE)."""
-
+class FireOnReset(gym.Wrapper):  # FIRE after every reset in games that wait for it (Breakout serves no ball until FIRE)
     def reset(self, **kwargs):
         obs, info = self.env.reset(**kwargs)
         if self.env.unwrapped.get_action_meanings()[1] == "FIRE":
@@ -130,8 +131,14 @@ class FireOnReset(gym.Wrapper):
         return obs, info
 
 
-def make_env(env_id: str, idx: int, capture_video: bool, run_dir: str):
-    def thunk():  # one game under gymnasium's Atari wrappers (--vector-env async)
+def make_envs(env_id: str, num_envs: int, vector_env: str = "ale", capture_video: bool = False, run_dir: str = "."):
+    """`num_envs` games; RecordEpisodeStatistics sees the raw rewards; SAME_STEP autoreset: final obs in infos["final_obs"]."""
+    main_pid, same_step = os.getpid(), gym.vector.AutoresetMode.SAME_STEP
+
+    def make_env(idx: int):  # one game under gymnasium's Atari wrappers (--vector-env async), in a worker subprocess
+        if os.getpid() != main_pid:  # (the main process builds one too, for the spaces) out of the run's process group:
+            os.setpgrp()  # Ctrl-C or a signal to the group reaches only the main process, which saves the model and
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # ends its workers with a SIGTERM of their own
         video = capture_video and idx == 0
         # frameskip=1: AtariPreprocessing repeats the actions (ALE/...-v5 ids skip 4); videos get every frame.
         env = gym.make(env_id, frameskip=1, disable_env_checker=True, render_mode="rgb_array" if video else None)
@@ -141,26 +148,16 @@ def make_env(env_id: str, idx: int, capture_video: bool, run_dir: str):
                                               terminal_on_life_loss=False)  # life loss is done by the learner
         return gym.wrappers.FrameStackObservation(FireOnReset(env), 4, padding_type="zero")  # zeros, as ale-py
 
-    return thunk
-
-
-def make_envs(env_id: str, num_envs: int, vector_env: str = "ale", capture_video: bool = False,
-              run_dir: str = ".") -> gym.vector.VectorEnv:
-    """`num_envs` preprocessed games; RecordEpisodeStatistics sees their raw rewards. SAME_STEP autoreset: the
-    observation returned with done starts the next game and the true final one is in infos["final_obs"]."""
-    same_step = gym.vector.AutoresetMode.SAME_STEP
     if vector_env == "async":
-        thunks = [make_env(env_id, i, capture_video, run_dir) for i in range(num_envs)]
-        envs = gym.vector.AsyncVectorEnv(thunks, autoreset_mode=same_step)
+        envs = gym.vector.AsyncVectorEnv([lambda i=i: make_env(i) for i in range(num_envs)], autoreset_mode=same_step)
     else:
         from ale_py.vector_env import AtariVectorEnv
-
         spec = gym.spec(env_id).kwargs  # the id's game, sticky actions, action set and frame limit
         envs = AtariVectorEnv(  # its worker threads change only the speed, not the games
-            spec["game"], num_envs, num_threads=min(num_envs, os.cpu_count() or 1), autoreset_mode=same_step,
+            spec["game"], num_envs, num_threads=min(num_envs, os.cpu_count() or 1), autoreset_mode=same_step, noop_max=30,
             **{k: spec[k] for k in ("repeat_action_probability", "full_action_space", "max_num_frames_per_episode")},
-            noop_max=30, frameskip=4, maxpool=True, img_height=84, img_width=84, grayscale=True, stack_num=4,
-            use_fire_reset=True, episodic_life=False, reward_clipping=False)  # both done by learning_signal
+            frameskip=4, maxpool=True, img_height=84, img_width=84, grayscale=True, stack_num=4, use_fire_reset=True,
+            episodic_life=False, reward_clipping=False)  # both done by learning_signal
     return gym.wrappers.vector.RecordEpisodeStatistics(envs)
 
 
@@ -176,31 +173,17 @@ class Agent(nn.Module):
 
     def __init__(self, n_actions: int):
         super().__init__()
-        self.trunk = nn.Sequential(
-            layer_init(nn.Conv2d(4, 32, 8, stride=4)), nn.ReLU(),
-            layer_init(nn.Conv2d(32, 64, 4, stride=2)), nn.ReLU(),
-            layer_init(nn.Conv2d(64, 64, 3, stride=1)), nn.ReLU(), nn.Flatten(),
-            layer_init(nn.Linear(64 * 7 * 7, 512)), nn.ReLU())
+        self.trunk = nn.Sequential(layer_init(nn.Conv2d(4, 32, 8, stride=4)), nn.ReLU(),
+                                   layer_init(nn.Conv2d(32, 64, 4, stride=2)), nn.ReLU(),
+                                   layer_init(nn.Conv2d(64, 64, 3, stride=1)), nn.ReLU(), nn.Flatten(),
+                                   layer_init(nn.Linear(64 * 7 * 7, 512)), nn.ReLU())
         self.actor = layer_init(nn.Linear(512, n_actions), std=0.01)
         self.critic = layer_init(nn.Linear(512, 1), std=1.0)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.trunk(x.float() / 255.0)
-
-    def get_value(self, x: torch.Tensor) -> torch.Tensor:
-        return self.critic(self.features(x)).squeeze(-1)
-
-    def sample_action(self, x: torch.Tensor) -> torch.Tensor:
-        return Categorical(logits=self.actor(self.features(x)), validate_args=False).sample()
-
-    def evaluate_actions(self, x: torch.Tensor, action: torch.Tensor):
-        """log pi(a|s), the entropy of pi(.|s) and V(s), from one pass through the shared trunk."""
-        hidden = self.features(x)
-        pi = Categorical(logits=self.actor(hidden), validate_args=False)
-        return pi.log_prob(action), pi.entropy(), self.critic(hidden).squeeze(-1)
-
-    def act_deterministic(self, x: torch.Tensor) -> torch.Tensor:
-        return self.actor(self.features(x)).argmax(-1)
+    def forward(self, x: torch.Tensor) -> tuple[torch.distributions.Categorical, torch.Tensor]:
+        """pi(.|s) and V(s), from one pass through the shared trunk (no argument checks in the hot path)."""
+        hidden = self.trunk(x.float() / 255.0)
+        return torch.distributions.Categorical(logits=self.actor(hidden), validate_args=False), self.critic(hidden).squeeze(-1)
 
 
 # ---------------------------------------------------------------- the algorithm's math
@@ -235,7 +218,6 @@ def explained_variance(y_pred: torch.Tensor, y_true: torch.Tensor) -> torch.Tens
     return torch.where(y_true.var() > 0, 1 - (y_true - y_pred).var() / y_true.var(), torch.nan)
 
 
-# ---------------------------------------------------------------- gradient all-reduce across processes
 def average_gradients(params: list, world: int) -> None:
     """Replace every gradient by its mean over the processes: one flat buffer, one all-reduce."""
     flat = torch.cat([p.grad.reshape(-1) for p in params])
@@ -246,32 +228,29 @@ def average_gradients(params: list, world: int) -> None:
 
 # ---------------------------------------------------------------- training
 def main(args: Args) -> dict:
-    check_args(args)
+    state = check_args(args)
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun
     torch.set_num_threads(args.torch_threads or torch.get_num_threads())
     random.seed(args.seed + rank)
     np.random.seed(args.seed + rank)
     torch.manual_seed(args.seed + rank)  # every process samples its own actions
     torch.backends.cudnn.deterministic = args.torch_deterministic
-    cuda = torch.cuda.is_available() and args.cuda
-    device = torch.device(f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if cuda else "cpu")
-    loaded = load_checkpoint(args.load_model, args.env_id, device) if args.load_model is not None else None
+    device = torch.device(f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() and args.cuda else "cpu")
     run = Run(args) if rank == 0 else None  # only rank 0 writes the run directory, logs and saves
-    if loaded is not None:
-        return run.finish(loaded, evaluate(loaded, args, device, run, global_step=0))
-
-    if world > 1:
-        dist.init_process_group("nccl" if cuda else "gloo", device_id=device if cuda else None)
-    envs = make_envs(args.env_id, args.num_envs, args.vector_env, args.capture_video and run is not None,
-                     run.dir if run else ".")
+    envs = make_envs(args.env_id, args.num_envs, args.vector_env, args.capture_video and run is not None, run.dir if run else ".")
     agent = Agent(int(envs.single_action_space.n)).to(device)
+    if state is not None:  # --load-model: evaluate the saved agent, no training
+        agent.load_state_dict(state["model"])
     if world > 1:  # every process starts from rank 0's weights (the seeds differ, and machines may too)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", device_id=device if device.type == "cuda" else None)
         for p in agent.parameters():
             dist.broadcast(p.data, src=0)
-    optimizer = torch.optim.RMSprop(agent.parameters(), lr=args.learning_rate, alpha=args.rmsprop_alpha,
-                                    eps=args.optimizer_eps)
+    optimizer = torch.optim.RMSprop(agent.parameters(), lr=args.learning_rate, alpha=args.rmsprop_alpha, eps=args.optimizer_eps)
 
-    num_iterations = args.total_timesteps // (args.num_envs * args.num_steps * world)
+    batch_size = args.num_envs * args.num_steps * world
+    num_iterations = 0 if state else args.total_timesteps // batch_size
+    if args.total_timesteps % batch_size and not state and run:
+        print(f"--total-timesteps {args.total_timesteps:,} runs as {num_iterations} rollouts of {batch_size}.", flush=True)
     # Rollout storage, preallocated: uint8 frames on the device; rewards and dones in numpy, to torch once per rollout.
     obs = torch.zeros((args.num_steps, args.num_envs, 4, 84, 84), dtype=torch.uint8, device=device)
     actions = torch.zeros((args.num_steps, args.num_envs), dtype=torch.int64, device=device)
@@ -279,7 +258,7 @@ def main(args: Args) -> dict:
 
     next_obs, infos = envs.reset(seed=args.seed + rank * args.num_envs)
     lives = infos["lives"]
-    global_step, start_time, interrupted, stats = 0, time.time(), False, []  # SPS from after the slow first reset
+    global_step, start_time = 0, time.time()  # SPS from after the slow first reset
     try:
         for iteration in range(1, num_iterations + 1):
             if args.anneal_lr:
@@ -290,56 +269,53 @@ def main(args: Args) -> dict:
                 for step in range(args.num_steps):
                     global_step += args.num_envs * world
                     obs[step].copy_(torch.from_numpy(next_obs))
-                    actions[step] = agent.sample_action(obs[step])
+                    actions[step] = agent(obs[step])[0].sample()  # a ~ pi(.|s)
                     next_obs, reward, terminated, truncated, infos = envs.step(actions[step].cpu().numpy())
                     rewards[step], dones[step] = learning_signal(reward, terminated, truncated, infos["lives"], lives)
                     lives = infos["lives"]
-                    # A time limit is not a real end: bootstrap with the value of the true final observation.
-                    if (cut := truncated & ~terminated).any():
-                        final_v = agent.get_value(torch.from_numpy(np.stack(infos["final_obs"][cut])).to(device))
+                    if (cut := truncated & ~terminated).any():  # a time limit is no real end: bootstrap with V(final obs)
+                        _, final_v = agent(torch.from_numpy(np.stack(infos["final_obs"][cut])).to(device))
                         rewards[step, cut] += args.gamma * final_v.cpu().numpy()
                     if run:
                         run.log_episodes(global_step, infos)
+            check_finite(global_step, reward=rewards)  # the frames are uint8: always finite
 
             # ---- update: one gradient step on the whole rollout, with the gradient averaged over the processes
-            logprob, entropy, b_values = agent.evaluate_actions(obs.flatten(0, 1), actions.flatten())
+            pi, b_values = agent(obs.flatten(0, 1))
             with torch.no_grad():
-                next_value = agent.get_value(torch.from_numpy(next_obs).to(device))
+                _, next_value = agent(torch.from_numpy(next_obs).to(device))
                 advantages, returns = (x.flatten() for x in compute_gae(
                     torch.from_numpy(rewards).to(device), b_values.view(rewards.shape),
                     torch.from_numpy(dones).to(device), next_value, args.gamma, args.gae_lambda))
-            loss, (pg_loss, v_loss, entropy_mean) = a2c_loss(logprob, entropy, b_values, advantages, returns,
-                                                             args.ent_coef, args.vf_coef)
+            loss, (pg_loss, v_loss, entropy_mean) = a2c_loss(pi.log_prob(actions.flatten()), pi.entropy(), b_values, advantages,
+                                                             returns, args.ent_coef, args.vf_coef)
             optimizer.zero_grad()
             loss.backward()
             if world > 1:
                 average_gradients(list(agent.parameters()), world)
             grad_norm = nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
-            optimizer.step()
+            scalars = torch.stack([pg_loss, v_loss, grad_norm, entropy_mean, advantages.mean(), advantages.std(),
+                                   explained_variance(b_values, returns)]).tolist()  # one host sync per update
+            check_finite(global_step, policy_loss=scalars[0], value_loss=scalars[1], gradient_norm=scalars[2])
+            optimizer.step()  # after the check: model.pt never holds the weights of a step that diverged
 
-            # ---- logging (rank 0's scalars, means over the last log_interval updates)
-            if run is None:
-                continue
-            stats.append(torch.stack([pg_loss, v_loss, entropy_mean, grad_norm, advantages.mean(),
-                                      advantages.std(), explained_variance(b_values, returns)]).detach())
-            if iteration % args.log_interval == 0 or iteration == num_iterations:
-                pg, vl, ent, gn, a_mean, a_std, ev = torch.stack(stats).mean(0).tolist()
-                stats.clear()
-                run.log(global_step, {
-                    "charts/learning_rate": optimizer.param_groups[0]["lr"],
-                    "charts/SPS": int(global_step / (time.time() - start_time)),
-                    "losses/policy_loss": pg, "losses/value_loss": vl, "losses/entropy": ent, "losses/grad_norm": gn,
-                    "losses/explained_variance": ev, "charts/advantage_mean": a_mean, "charts/advantage_std": a_std})
-    except KeyboardInterrupt:
-        interrupted = True
-        print(f"interrupted at step {global_step:,}", flush=True)
-    finally:
+            # ---- logging (rank 0's scalars of this update, every log_interval updates)
+            if run and (iteration % args.log_interval == 0 or iteration == num_iterations):
+                pg, vl, gn, ent, a_mean, a_std, ev = scalars
+                run.log(global_step, {"charts/learning_rate": optimizer.param_groups[0]["lr"], "losses/policy_loss": pg,
+                                      "charts/SPS": int(global_step / (time.time() - start_time)), "losses/value_loss": vl,
+                                      "losses/entropy": ent, "losses/grad_norm": gn, "losses/explained_variance": ev,
+                                      "charts/advantage_mean": a_mean, "charts/advantage_std": a_std})
+    finally:  # also when stopped by SIGINT / SIGTERM or a non-finite number: the model first, then the environments
+        if run and args.save_model:
+            save_checkpoint(os.path.join(run.dir, "model.pt"), agent, args)
+        if sys.exc_info()[0] and args.vector_env == "async":  # a stop may have cut a step short, mid-conversation with
+            gym.logger.min_level = gym.logger.ERROR  # the workers (out of the signal's reach): end them rather than ask,
+            envs.unwrapped.close(terminate=True)  # and without a warning
         envs.close()
         if world > 1:
             dist.destroy_process_group()
-        if run and args.save_model:
-            save_checkpoint(os.path.join(run.dir, "model.pt"), agent, args)
-    eval_returns = [] if interrupted or run is None else evaluate(agent, args, device, run, global_step)
+    eval_returns = evaluate(agent, args, device, run, global_step) if run and args.eval_episodes else []
     return run.finish(agent, eval_returns) if run else {"run_dir": None, "episodic_returns": [], "agent": agent}
 
 
@@ -349,20 +325,28 @@ class Run:
 
     def __init__(self, args: Args):
         base = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}".replace("/", "_")
-        os.makedirs(args.runs_dir, exist_ok=True)
-        for n in itertools.count(1):  # os.mkdir is atomic: two runs started in the same second never share one
-            self.dir = os.path.join(args.runs_dir, base if n == 1 else f"{base}_{n}")
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(self.dir)
-                break
+        try:
+            for n in itertools.count(1):  # atomic: two runs started in the same second never share one
+                self.dir = os.path.join(args.runs_dir, base if n == 1 else f"{base}_{n}")
+                with contextlib.suppress(FileExistsError):
+                    os.makedirs(self.dir)
+                    break
+        except OSError as e:
+            raise UsageError(f"cannot create a run directory in --runs-dir {args.runs_dir!r} ({e.strerror}).") from None
+        self.wandb = None
+        if args.track:  # wandb is imported only when tracking: it takes half a second
+            import wandb
+            try:
+                self.wandb = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args),
+                                        name=os.path.basename(self.dir), dir=self.dir)
+            except Exception as e:  # no login, no network: one line, and nothing of the run left behind
+                shutil.rmtree(self.dir)
+                raise UsageError(f"--track: wandb did not start ({type(e).__name__}); try `wandb login`.") from None
+            self.wandb.define_metric("*", step_metric="global_step")  # a row per call: one step's values never merge
         with open(os.path.join(self.dir, "args.json"), "w") as f:
             json.dump(asdict(args), f, indent=2)
         self.file = open(os.path.join(self.dir, "metrics.csv"), "w")
         self.file.write("global_step,wall_time,name,value\n")
-        if args.track:
-            import wandb  # only when tracking: it takes half a second to import
-        self.wandb = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args),
-                                name=os.path.basename(self.dir), dir=self.dir) if args.track else None
         self.total, self.episodic_returns, self.start, self.last_print = args.total_timesteps, [], time.time(), 0.0
         print(f"run directory: {self.dir}", flush=True)
 
@@ -372,7 +356,7 @@ class Run:
         self.file.writelines(f"{step},{wall:.3f},{name},{value}\n" for name, value in scalars.items())
         self.file.flush()
         if self.wandb is not None:
-            self.wandb.log(scalars, step=step)
+            self.wandb.log({**scalars, "global_step": step})
         if "charts/SPS" in scalars and time.time() - self.last_print > 2.0:
             self.last_print, sps = time.time(), max(scalars["charts/SPS"], 1.0)
             print(f"step {step:>9,}/{self.total:,} | {sps:>6,.0f} SPS | return (last 20) {self.recent():8.2f} | "
@@ -398,36 +382,45 @@ class Run:
         return dict(run_dir=self.dir, episodic_returns=self.episodic_returns, eval_returns=eval_returns, agent=agent, **extra)
 
 
+def check_finite(step: int, **quantities) -> None:
+    """Stop at the first non-finite loss, gradient norm or reward (metrics.csv keeps what was logged)."""
+    for name, value in quantities.items():
+        if not np.isfinite(value).all():
+            raise FloatingPointError(f"the {name.replace('_', ' ')} is not finite at step {step:,}: training stopped.")
+
+
 def save_checkpoint(path: str, agent: Agent, args: Args) -> None:
-    state = {"script": "a2c_atari.py", "env_id": args.env_id, "n_actions": agent.actor.out_features,
-             "args": asdict(args), "model": agent.state_dict()}
-    torch.save(state, path + ".tmp")
-    os.replace(path + ".tmp", path)  # atomic: a crash never leaves a half-written model.pt
+    """Weights and arguments, written atomically (a crash never leaves half a model.pt); never non-finite weights."""
+    if all(p.isfinite().all() for p in agent.parameters()):
+        torch.save(dict(script="a2c_atari.py", env_id=args.env_id, args=asdict(args), model=agent.state_dict()), path + ".tmp")
+        os.replace(path + ".tmp", path)
 
 
-def load_checkpoint(path: str, env_id: str, device: torch.device) -> Agent:
-    state = torch.load(path, map_location=device, weights_only=True)
+def load_checkpoint(args: Args) -> dict:
+    """The checkpoint --load-model names; its run's environment and seed fill in --env-id and --seed if not given."""
+    try:
+        state = torch.load(args.load_model, map_location="cpu", weights_only=True)
+    except Exception as e:  # missing, empty, truncated, not a checkpoint at all
+        why = f"{type(e).__name__}: {e}".splitlines()[0].rstrip(": ")
+        raise UsageError(f"--load-model {args.load_model} cannot be read ({why}); pass a run's model.pt.") from None
     if not isinstance(state, dict) or state.get("script") != "a2c_atari.py":
-        raise UsageError(f"{path} was not saved by a2c_atari.py; load it with the script that trained it.")
-    if state["env_id"] != env_id:
-        raise UsageError(f"{path} was trained on {state['env_id']}, not {env_id}; pass --env-id {state['env_id']}.")
-    agent = Agent(state["n_actions"]).to(device)
-    agent.load_state_dict(state["model"])
-    return agent
+        raise UsageError(f"{args.load_model} was not saved by a2c_atari.py; load it with the script that trained it.")
+    if args.env_id not in (None, state["env_id"]):
+        raise UsageError(f"{args.load_model} was trained on {state['env_id']}, not {args.env_id}; leave --env-id out.")
+    args.env_id, args.seed = state["env_id"], state["args"]["seed"] if args.seed is None else args.seed
+    return state
 
 
 def evaluate(agent: Agent, args: Args, device: torch.device, run: Run, global_step: int) -> list[float]:
-    """Raw full-game scores of the argmax policy (the first game of each of --eval-episodes envs) on seeds training
-    never used, logged as eval/episodic_return; a policy that never FIREs after a lost life plays 108k frames."""
-    if not args.eval_episodes:
-        return []
-    envs = make_envs(args.env_id, args.eval_episodes, args.vector_env)
+    """Raw full-game scores of each env's first game, on ale-py's env and seeds training never used (eval/episodic_return)."""
+    envs = make_envs(args.env_id, args.eval_episodes)
     obs, _ = envs.reset(seed=args.seed + 100_000)
+    rngs = [np.random.default_rng(args.seed + 100_000 + i) for i in range(args.eval_episodes)]  # env i's: its game, any count
     returns = np.full(args.eval_episodes, np.nan)
     while np.isnan(returns).any():
         with torch.inference_mode():
-            action = agent.act_deterministic(torch.from_numpy(obs).to(device))
-        obs, _, _, _, infos = envs.step(action.cpu().numpy())
+            probs = agent(torch.from_numpy(obs).to(device))[0].probs.double().cpu().numpy()
+        obs, _, _, _, infos = envs.step(np.array([rng.choice(len(p), p=p / p.sum()) for rng, p in zip(rngs, probs)]))
         if "_episode" in infos:
             first = infos["_episode"] & np.isnan(returns)
             returns[first] = infos["episode"]["r"][first]
@@ -437,9 +430,19 @@ def evaluate(agent: Agent, args: Args, device: torch.device, run: Run, global_st
     return returns.tolist()
 
 
+def raise_stopped(signum: int, frame) -> None:  # SIGINT (Ctrl-C) or SIGTERM, wherever the run is: main keeps the model
+    raise KeyboardInterrupt(signum)  # carries the signal's number, for the exit status
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, raise_stopped)
+    signal.signal(signal.SIGTERM, raise_stopped)
     try:
         main(tyro.cli(Args))
-    except UsageError as e:  # one line and status 2, as argparse and tyro report a bad flag
+    except (UsageError, FloatingPointError) as e:  # one line; status 2 for a bad flag, environment or checkpoint
         print(f"a2c_atari.py: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(2 if isinstance(e, UsageError) else 1)
+    except KeyboardInterrupt as e:  # exit status 128 + the signal's number, as a shell reports it
+        print(f"a2c_atari.py: stopped by {signal.Signals(e.args[0]).name}; metrics.csv is kept, and model.pt with "
+              "--save-model.", file=sys.stderr)
+        sys.exit(128 + e.args[0])

@@ -1,9 +1,8 @@
 """DPO on a toy language task: a tiny causal transformer that sorts four digits only some of the time is
 tuned on preference pairs of its own samples, with a frozen copy of itself as the reference.
 
-Direct Preference Optimization (Rafailov et al. 2023, arXiv:2305.18290) fits the policy to preference pairs
-(x, y_w, y_l) without a reward model or sampling during training. --loss-type picks the loss; each line is the
-function on its right:
+Direct Preference Optimization (Rafailov et al. 2023, arXiv:2305.18290) fits the policy to preference pairs (x, y_w, y_l)
+without a reward model or sampling during training. --loss-type picks the loss; each line is the function on its right:
 
     log pi(y|x) = sum of log pi(y_t | x, y_<t) over y up to and including its end token      sequence_logprobs
     h = [log pi(y_w|x) - log pi_ref(y_w|x)] - [log pi(y_l|x) - log pi_ref(y_l|x)]            dpo_loss
@@ -12,12 +11,11 @@ function on its right:
     hinge:    L = max(0, 1 - beta h)                                                         dpo_loss
     y_w, y_l = a prompt's first best and first worst sample (none if all tie)                preference_pairs
 
-`sigmoid` is DPO: the Bradley-Terry likelihood of the implicit reward r(x, y) = beta log pi(y|x) / pi_ref(y|x),
-whose minimizer over all policies is pi(y|x) proportional to pi_ref(y|x) exp(r(x, y) / beta); `ipo` is IPO
-(Azar et al. 2023, arXiv:2310.12036), which regresses h to a finite target; `hinge` the SLiC-style hinge (Zhao
-et al. 2023). --sft-weight adds that weight times the per-token NLL of y_w (the RPO remedy, Pang et al. 2024,
-arXiv:2404.19733). The logged `rewards/chosen` and `rewards/rejected` are the implicit rewards beta (log pi -
-log pi_ref) of y_w and y_l.
+`sigmoid` is DPO: the Bradley-Terry likelihood of the implicit reward r(x, y) = beta log pi(y|x) / pi_ref(y|x), whose
+minimizer over all policies is pi(y|x) proportional to pi_ref(y|x) exp(r(x, y) / beta); `ipo` is IPO (Azar et al. 2023,
+arXiv:2310.12036), which regresses h to a finite target; `hinge` the SLiC-style hinge (Zhao et al. 2023). --sft-weight
+adds that weight times the per-token NLL of y_w (the RPO remedy, Pang et al. 2024, arXiv:2404.19733). The logged
+`rewards/chosen` and `rewards/rejected` are the implicit rewards beta (log pi - log pi_ref) of y_w and y_l.
 
 Over-optimization and likelihood displacement: the loss only asks that y_w gain on y_l *relative to the
 reference*; it is as happy to push both down, as long as y_l falls faster. With a small beta and many
@@ -36,8 +34,7 @@ log-probabilities are computed once; IPO uses summed (not length-averaged) log-p
 Task `sort` (default): prompt "^abcd=", completion the four digits ascending and "$"; `sum`: prompt "^TT="
 with a target 0..27, completion three digits summing to it and "$".
 
-Run: python dpo_toy.py            (about a minute on 2 CPU cores)
-     (evaluate a saved model: --load-model runs/.../model.pt)
+Run: python dpo_toy.py            (about a minute on 2 CPU cores; evaluate a saved model: --load-model runs/.../model.pt)
 """
 
 # ---------------------------------------------------------------- imports
@@ -45,8 +42,11 @@ import contextlib
 import copy
 import itertools
 import json
+import math
 import os
 import random
+import shutil
+import signal
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -63,18 +63,18 @@ import tyro
 @dataclass
 class Args:
     exp_name: str = "dpo_toy"  # the name of this experiment (part of the run directory's name)
-    seed: int = 1  # seed of random, numpy and torch (prompts, sampling, initialization)
+    seed: int | None = None  # seed of random, numpy and torch: prompts, sampling, init (1; with --load-model the run's)
     torch_deterministic: bool = True  # set torch.backends.cudnn.deterministic
     cuda: bool = True  # use CUDA when it is available
     track: bool = False  # mirror the logged scalars to Weights & Biases
     wandb_project_name: str = "actor-critic"  # the wandb project name
     wandb_entity: str | None = None  # the wandb entity (team or user)
-    save_model: bool = False  # save weights, model config and arguments to model.pt in the run directory
-    load_model: str | None = None  # path to a model.pt: evaluate it on the held-out prompts instead of training
+    save_model: bool = False  # save weights and arguments to model.pt (stopped in the warm-up: the model as it is then)
+    load_model: str | None = None  # path to a model.pt: evaluate it as its run did (sizes, temperature, eval flags)
     runs_dir: str = "runs"  # where run directories are created
     torch_threads: int = 1  # CPU threads for torch (0 keeps torch's default); one is fastest for this small model
 
-    task: Literal["sort", "sum"] = "sort"  # the synthetic task: `sort` (sort four digits) or `sum` (digits to a target)
+    task: Literal["sort", "sum"] | None = None  # `sort` four digits or `sum` to a target (sort; with --load-model the run's)
     warmup_steps: int = 600  # supervised warm-up steps of the reference model on noisy labels
     warmup_learning_rate: float = 1e-3  # learning rate of the warm-up
     warmup_correct_frac: float = 0.4  # fraction of warm-up labels that are correct (the rest: wrong digits)
@@ -99,25 +99,30 @@ class UsageError(ValueError):
     """A bad argument, environment or checkpoint: `python dpo_toy.py` reports it in one line and exits with status 2."""
 
 
-def check_args(args: Args) -> None:
-    """Refuse bad arguments with one clear sentence before anything is built."""
-    if not 0 <= args.seed < 2**32:
-        raise UsageError(f"--seed must be in [0, 2**32) (got {args.seed}).")
-    for name in ("num_train_prompts", "num_epochs", "batch_size", "eval_prompts", "eval_samples"):
-        if getattr(args, name) < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(args, name)}).")
-    if args.samples_per_prompt < 2:
-        raise UsageError(f"--samples-per-prompt must be at least 2 (got {args.samples_per_prompt}): a pair needs "
-                         "two samples.")
-    for name in ("learning_rate", "warmup_learning_rate", "temperature", "beta"):
-        if not getattr(args, name) > 0:
-            raise UsageError(f"--{name.replace('_', '-')} must be positive (got {getattr(args, name)}).")
-    if args.warmup_steps < 0 or args.sft_weight < 0:
-        raise UsageError("--warmup-steps and --sft-weight must not be negative.")
-    if not 0 <= args.warmup_correct_frac <= 1:
-        raise UsageError(f"--warmup-correct-frac must lie in [0, 1] (got {args.warmup_correct_frac}).")
-    if args.d_model % args.n_head:
-        raise UsageError(f"--d-model {args.d_model} is not divisible by --n-head {args.n_head}; choose a divisor.")
+def check_args(args: Args) -> dict | None:
+    """Refuse bad arguments or checkpoints with one sentence before anything is built; returns the checkpoint."""
+    state = load_checkpoint(args) if args.load_model is not None else None  # it fills in --task and --seed if not given
+    args.task, args.seed = args.task or "sort", 1 if args.seed is None else args.seed
+    for bad, problem in [  # written so that NaN fails every range (every comparison with NaN is False)
+        (min(args.num_train_prompts, args.num_epochs, args.batch_size, args.eval_prompts, args.eval_samples, args.d_model,
+             args.n_layer, args.n_head) < 1 or args.samples_per_prompt < 2, "--num-train-prompts, --num-epochs, --batch-size, "
+         "--eval-prompts, --eval-samples, --d-model, --n-layer, --n-head must be >= 1, --samples-per-prompt >= 2 (a pair)."),
+        (args.batch_size > args.num_train_prompts, f"--batch-size {args.batch_size} is larger than --num-train-prompts "
+         f"{args.num_train_prompts}, the most pairs there can be; lower it."),
+        (args.n_head >= 1 and args.d_model % args.n_head, f"--d-model {args.d_model} is not divisible by --n-head "
+         f"{args.n_head}; choose a divisor."),
+        (not (0 < args.max_grad_norm and 0 < args.learning_rate < math.inf and 0 < args.warmup_learning_rate < math.inf and 0 <
+              args.temperature < math.inf), "--max-grad-norm must be > 0, --learning-rate, --warmup-learning-rate, --temperature "
+         f"finite and > 0 (got {args.max_grad_norm}, {args.learning_rate}, {args.warmup_learning_rate}, {args.temperature})."),
+        (not (0 < args.beta < math.inf and 0 <= args.sft_weight < math.inf and 0 <= args.warmup_correct_frac <= 1), f"--beta "
+         f"must be finite and > 0, --sft-weight finite and >= 0, --warmup-correct-frac in [0, 1] (got {args.beta}, "
+         f"{args.sft_weight}, {args.warmup_correct_frac})."),
+        (not 0 <= args.seed < 2**32 or min(args.warmup_steps, args.torch_threads) < 0, f"--seed must be in [0, 2**32), "
+         f"--warmup-steps and --torch-threads 0 or more (got {args.seed}, {args.warmup_steps}, {args.torch_threads})."),
+    ]:
+        if bad:
+            raise UsageError(problem)
+    return state
 
 
 # ---------------------------------------------------------------- the task
@@ -252,19 +257,20 @@ def preference_pairs(rewards: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
 
 # ---------------------------------------------------------------- generation
 @torch.no_grad()
-def generate(model, prompts: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, greedy: bool = False):
+def generate(model, prompts: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, greedy: bool = False,
+             generator: torch.Generator | None = None):
     """Sample (or argmax) completions token by token, with a KV cache."""
     cache, nxt, tokens = [[] for _ in model.blocks], prompts, []
     for _ in range(max_new_tokens):
         logp = F.log_softmax(model(nxt, cache)[:, -1] / temperature, dim=-1)
-        nxt = logp.argmax(-1, keepdim=True) if greedy else torch.multinomial(logp.exp(), 1)
+        nxt = logp.argmax(-1, keepdim=True) if greedy else torch.multinomial(logp.exp(), 1, generator=generator)
         tokens.append(nxt)
     return torch.cat(tokens, dim=1)
 
 
 # ---------------------------------------------------------------- training
 def main(args: Args) -> dict:
-    check_args(args)
+    state = check_args(args)
     torch.set_num_threads(args.torch_threads or torch.get_num_threads())
     random.seed(args.seed)
     np.random.seed(args.seed)
@@ -272,66 +278,57 @@ def main(args: Args) -> dict:
     gen = torch.Generator().manual_seed(args.seed)  # prompts, warm-up labels, pair order
     torch.backends.cudnn.deterministic = args.torch_deterministic
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-    loaded = load_checkpoint(args.load_model, args.task, device) if args.load_model is not None else None
     run = Run(args)
-    eval_prompts = make_prompts(args.task, args.eval_prompts, torch.Generator().manual_seed(100_000 + args.seed))
-    if loaded is not None:
-        return run.finish(loaded, evaluate(loaded, args, eval_prompts.to(device), run, step=0))
-
     prompt_len, n_new = TASKS[args.task]["prompt_len"], TASKS[args.task]["answer_len"] + 1
-    config = dict(vocab_size=len(VOCAB), block_size=prompt_len + n_new, d_model=args.d_model,
-                  n_layer=args.n_layer, n_head=args.n_head)
-    policy = CausalTransformer(**config).to(device)
+    policy = CausalTransformer(len(VOCAB), prompt_len + n_new, args.d_model, args.n_layer, args.n_head).to(device)
+    eval_prompts = make_prompts(args.task, args.eval_prompts, torch.Generator().manual_seed(100_000 + args.seed)).to(device)
+    if state is not None:  # --load-model: evaluate the saved model as its run's last evaluation did, no training
+        policy.load_state_dict(state["model"])
+        return run.finish(policy, evaluate(policy, args, eval_prompts, run, step=0))
 
-    # ---- supervised warm-up on noisy labels: this becomes the reference model
-    optimizer = torch.optim.Adam(policy.parameters(), lr=args.warmup_learning_rate)
-    for _ in range(args.warmup_steps):
-        prompts = make_prompts(args.task, 128, gen)
-        seqs = torch.cat([prompts, noisy_answers(args.task, prompts, args.warmup_correct_frac, gen)], dim=1).to(device)
-        loss = -completion_logprobs(policy(seqs), seqs, prompt_len).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    ref_model = copy.deepcopy(policy).eval().requires_grad_(False)
-    eval_prompts = eval_prompts.to(device)
-    before = evaluate(policy, args, eval_prompts, run, step=0)
-    print(f"reference model: greedy accuracy {before['eval/greedy_accuracy']:.3f}, "
-          f"sampled {before['eval/sampled_accuracy']:.3f}", flush=True)
-
-    # ---- preference pairs from the reference model's own samples; `sort` keeps the evaluation's prompts
-    # out (`sum` has only 28 prompts: there the answers, not the prompts, are what must generalize)
-    prompts = make_prompts(args.task, args.num_train_prompts, gen)
-    if args.task == "sort":
-        held_out = set(map(tuple, eval_prompts.tolist()))
-        prompts = prompts[[tuple(p) not in held_out for p in prompts.tolist()]]
-    prompts, k = prompts.to(device), args.samples_per_prompt
-    repeated = prompts.repeat_interleave(k, dim=0)
-    samples = generate(ref_model, repeated, n_new, args.temperature).view(len(prompts), k, n_new)
-    rewards = task_reward(args.task, repeated, samples.flatten(0, 1)).view(-1, k)
-    idx, c, r = preference_pairs(rewards)
-    prompts, chosen, rejected = prompts[idx], samples[idx, c], samples[idx, r]
-    num_pairs = len(prompts)
-    if num_pairs == 0:
-        run.close()
-        raise UsageError("no preference pairs: every prompt's samples tie; raise --samples-per-prompt or change "
-                         "the warm-up.")
-    with torch.no_grad():
-        ref_chosen = sequence_logprobs(ref_model, prompts, chosen)
-        ref_rejected = sequence_logprobs(ref_model, prompts, rejected)
-    run.total = args.num_epochs * -(-num_pairs // args.batch_size)
-    print(f"{num_pairs} preference pairs from {len(rewards)} prompts; {run.total} steps", flush=True)
-
-    # ---- DPO
-    optimizer = torch.optim.Adam(policy.parameters(), lr=args.learning_rate)
-    accuracies, step, start_time = [before], 0, time.time()
     try:
+        # ---- supervised warm-up on noisy labels: this becomes the reference model
+        optimizer = torch.optim.Adam(policy.parameters(), lr=args.warmup_learning_rate)
+        for warmup_step in range(1, args.warmup_steps + 1):
+            prompts = make_prompts(args.task, 128, gen)
+            seqs = torch.cat([prompts, noisy_answers(args.task, prompts, args.warmup_correct_frac, gen)], dim=1).to(device)
+            loss = -completion_logprobs(policy(seqs), seqs, prompt_len).mean()
+            check_finite(warmup_step, warmup_loss=loss.item())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        ref_model = copy.deepcopy(policy).eval().requires_grad_(False)
+        before = evaluate(policy, args, eval_prompts, run, step=0)
+        print(f"reference model: greedy accuracy {before['eval/greedy_accuracy']:.3f}, "
+              f"sampled {before['eval/sampled_accuracy']:.3f}", flush=True)
+
+        # ---- preference pairs from the reference model's own samples; `sort` keeps the evaluation's prompts
+        # out (`sum` has only 28 prompts: there the answers, not the prompts, are what must generalize)
+        prompts = make_prompts(args.task, args.num_train_prompts, gen)
+        if args.task == "sort":
+            held_out = set(map(tuple, eval_prompts.tolist()))
+            prompts = prompts[[tuple(p) not in held_out for p in prompts.tolist()]]
+        prompts, k = prompts.to(device), args.samples_per_prompt
+        repeated = prompts.repeat_interleave(k, dim=0)
+        samples = generate(ref_model, repeated, n_new, args.temperature).view(len(prompts), k, n_new)
+        rewards = task_reward(args.task, repeated, samples.flatten(0, 1)).view(-1, k)
+        idx, c, r = preference_pairs(rewards)
+        prompts, chosen, rejected = prompts[idx], samples[idx, c], samples[idx, r]
+        if (num_pairs := len(prompts)) == 0:  # model.pt (--save-model) keeps the warm-up model
+            raise UsageError("no preference pairs: every prompt's samples tie; raise --samples-per-prompt or --warmup-steps.")
+        ref_chosen, ref_rejected = (sequence_logprobs(ref_model, prompts, y) for y in (chosen, rejected))  # frozen: no graph
+        run.total = args.num_epochs * -(-num_pairs // args.batch_size)
+        print(f"{num_pairs} preference pairs from {len(rewards)} prompts; {run.total} steps", flush=True)
+
+        # ---- DPO
+        optimizer = torch.optim.Adam(policy.parameters(), lr=args.learning_rate)
+        accuracies, step, start_time = [before], 0, time.time()
         for epoch in range(1, args.num_epochs + 1):
             perm = torch.randperm(num_pairs, generator=gen).to(device)
             epoch_chosen = []
             for start in range(0, num_pairs, args.batch_size):
                 step += 1
-                mb = perm[start : start + args.batch_size]
-                # chosen and rejected in one forward pass
+                mb = perm[start : start + args.batch_size]  # chosen and rejected below go through one forward pass
                 logps = sequence_logprobs(policy, prompts[mb].repeat(2, 1), torch.cat([chosen[mb], rejected[mb]]))
                 pi_chosen, pi_rejected = logps.chunk(2)
                 losses, reward_chosen, reward_rejected = dpo_loss(pi_chosen, pi_rejected, ref_chosen[mb],
@@ -342,62 +339,64 @@ def main(args: Args) -> dict:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 grad_norm = nn.utils.clip_grad_norm_(policy.parameters(), args.max_grad_norm)
+                check_finite(step, loss=loss.item(), gradient_norm=grad_norm.item())  # before the step: model.pt stays finite
                 optimizer.step()
                 epoch_chosen.append(pi_chosen.mean().item())
                 run.log(step, {
-                    "losses/loss": loss.detach(), "losses/grad_norm": grad_norm,
-                    "rewards/chosen": reward_chosen.mean(), "rewards/rejected": reward_rejected.mean(),
-                    "rewards/accuracies": (reward_chosen > reward_rejected).float().mean(),
-                    "rewards/margins": (reward_chosen - reward_rejected).mean(),
-                    "logps/chosen": epoch_chosen[-1], "logps/rejected": pi_rejected.mean().detach(),
-                    "charts/learning_rate": optimizer.param_groups[0]["lr"], "charts/epoch": epoch,
-                    "charts/SPS": step / (time.time() - start_time)})
+                    "losses/loss": loss.detach(), "losses/grad_norm": grad_norm, "rewards/chosen": reward_chosen.mean(),
+                    "rewards/rejected": reward_rejected.mean(), "rewards/margins": (reward_chosen - reward_rejected).mean(),
+                    "rewards/accuracies": (reward_chosen > reward_rejected).float().mean(), "logps/chosen": epoch_chosen[-1],
+                    "logps/rejected": pi_rejected.mean().detach(), "charts/learning_rate": optimizer.param_groups[0]["lr"],
+                    "charts/epoch": epoch, "charts/SPS": step / (time.time() - start_time)})
             # the true accuracies, which the implicit rewards may hide
             accuracies.append(evaluate(policy, args, eval_prompts, run, step))
             print(f"epoch {epoch}/{args.num_epochs}: greedy accuracy {accuracies[-1]['eval/greedy_accuracy']:.3f}, "
                   f"sampled {accuracies[-1]['eval/sampled_accuracy']:.3f}, mean logps/chosen "
                   f"{np.mean(epoch_chosen):.2f}", flush=True)
-    except KeyboardInterrupt:
-        print(f"interrupted at step {step}", flush=True)
-    finally:
+    finally:  # also when stopped by SIGINT / SIGTERM (in the warm-up too) or a non-finite number: the model is saved
         if args.save_model:
-            save_checkpoint(os.path.join(run.dir, "model.pt"), policy, config, args)
+            save_checkpoint(os.path.join(run.dir, "model.pt"), policy, args)
     return run.finish(policy, accuracies[-1], before, accuracies=accuracies, num_pairs=num_pairs)
 
 
 # ---------------------------------------------------------------- run plumbing: logging, checkpoints, evaluation
 class Run:
-    """The run directory runs/{task}__{exp_name}__{seed}__{unix_time}/: args.json, and metrics.csv in long format,
-    flushed on every call so that a stopped run keeps all it logged; the same scalars go to wandb with --track."""
+    """runs/{task}__{exp_name}__{seed}__{unix_time}/: args.json, metrics.csv (long format, flushed per row), wandb."""
 
     def __init__(self, args: Args):
         base = f"{args.task}__{args.exp_name}__{args.seed}__{int(time.time())}"
-        os.makedirs(args.runs_dir, exist_ok=True)
-        for n in itertools.count(1):  # os.mkdir is atomic: two runs started in the same second never share one
-            self.dir = os.path.join(args.runs_dir, base if n == 1 else f"{base}_{n}")
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(self.dir)
-                break
+        try:
+            for n in itertools.count(1):  # atomic: two runs started in the same second never share one
+                self.dir = os.path.join(args.runs_dir, base if n == 1 else f"{base}_{n}")
+                with contextlib.suppress(FileExistsError):
+                    os.makedirs(self.dir)
+                    break
+        except OSError as e:
+            raise UsageError(f"cannot create a run directory in --runs-dir {args.runs_dir!r} ({e.strerror}).") from None
+        self.wandb = None
+        if args.track:  # wandb is imported only when tracking: it takes half a second
+            import wandb
+            try:
+                self.wandb = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args),
+                                        name=os.path.basename(self.dir), dir=self.dir)
+            except Exception as e:  # no login, no network: one line, and nothing of the run left behind
+                shutil.rmtree(self.dir)
+                raise UsageError(f"--track: wandb did not start ({type(e).__name__}); try `wandb login`.") from None
+            self.wandb.define_metric("*", step_metric="global_step")  # a row per call: one step's values never merge
         with open(os.path.join(self.dir, "args.json"), "w") as f:
             json.dump(asdict(args), f, indent=2)
         self.file = open(os.path.join(self.dir, "metrics.csv"), "w")
         self.file.write("global_step,wall_time,name,value\n")
-        if args.track:
-            import wandb  # only when tracking: it takes half a second to import
-        self.wandb = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args),
-                                name=os.path.basename(self.dir), dir=self.dir) if args.track else None
-        # total: the number of DPO steps, known once the pairs are built
-        self.total, self.episodic_returns, self.start, self.last_print = 0, [], time.time(), 0.0
+        self.total, self.episodic_returns, self.start, self.last_print = 0, [], time.time(), 0.0  # total: set by main
         print(f"run directory: {self.dir}", flush=True)
 
     def log(self, step: int, scalars: dict) -> None:
-        """One row per scalar; each evaluation's sampled accuracy stands for an episodic return; when charts/SPS is
-        among the scalars, a progress line every two seconds."""
+        """One row per scalar; an evaluation's sampled accuracy stands for an episodic return; charts/SPS: a progress line."""
         scalars, wall = {name: float(value) for name, value in scalars.items()}, time.time() - self.start
         self.file.writelines(f"{step},{wall:.3f},{name},{value}\n" for name, value in scalars.items())
         self.file.flush()
         if self.wandb is not None:
-            self.wandb.log(scalars, step=step)
+            self.wandb.log({**scalars, "global_step": step})
         if "eval/sampled_accuracy" in scalars:
             self.episodic_returns.append((step, scalars["eval/sampled_accuracy"]))
         if "charts/SPS" in scalars and time.time() - self.last_print > 2.0:
@@ -405,59 +404,74 @@ class Run:
             print(f"step {step:>5}/{self.total} | {sps:5.1f} steps/s | loss {scalars['losses/loss']:.3f} | "
                   f"chosen logp {scalars['logps/chosen']:7.2f} | ETA {(self.total - step) / sps:4.0f}s", flush=True)
 
-    def close(self) -> None:
+    def finish(self, model, after: dict, before: dict | None = None, **extra) -> dict:
+        """Close the files and print a closing line; main's return value (eval_returns: the last greedy and sampled accuracy)."""
         self.file.close()
         if self.wandb is not None:
             self.wandb.finish()
-
-    def finish(self, model, after: dict, before: dict | None = None, **extra) -> dict:
-        """Close the files and print a closing line; main's return value."""
-        self.close()
-
-        def change(name: str) -> str:
-            return (f"{before[name]:.3f} -> " if before else "") + f"{after[name]:.3f}"
-
-        print(f"greedy accuracy {change('eval/greedy_accuracy')}, sampled {change('eval/sampled_accuracy')} "
+        change = {name: (f"{before[name]:.3f} -> " if before else "") + f"{value:.3f}" for name, value in after.items()}
+        print(f"greedy accuracy {change['eval/greedy_accuracy']}, sampled {change['eval/sampled_accuracy']} "
               f"in {time.time() - self.start:.1f}s ({self.dir})", flush=True)
-        return dict(run_dir=self.dir, episodic_returns=self.episodic_returns, model=model, before=before, after=after,
-                    **extra)
+        return dict(run_dir=self.dir, episodic_returns=self.episodic_returns, eval_returns=list(after.values()), model=model,
+                    before=before, after=after, **extra)
 
 
-def save_checkpoint(path: str, model: CausalTransformer, config: dict, args: Args) -> None:
-    state = {"script": "dpo_toy.py", "task": args.task, "config": config, "args": asdict(args),
-             "model": model.state_dict()}
-    torch.save(state, path + ".tmp")
-    os.replace(path + ".tmp", path)  # atomic: a crash never leaves a half-written model.pt
+def check_finite(step: int, **quantities) -> None:
+    """Stop at the first non-finite loss or gradient norm (metrics.csv keeps what was logged)."""
+    for name, value in quantities.items():
+        if not np.isfinite(value).all():
+            raise FloatingPointError(f"the {name.replace('_', ' ')} is not finite at step {step:,}: training stopped.")
 
 
-def load_checkpoint(path: str, task: str, device: torch.device) -> CausalTransformer:
-    if not os.path.isfile(path):
-        raise UsageError(f"--load-model {path} does not exist; pass the model.pt of a run made with --save-model.")
-    state = torch.load(path, map_location=device, weights_only=True)
+def save_checkpoint(path: str, model: CausalTransformer, args: Args) -> None:
+    """Weights and arguments, written atomically (a crash never leaves half a model.pt); never non-finite weights."""
+    if all(p.isfinite().all() for p in model.parameters()):
+        torch.save(dict(script="dpo_toy.py", task=args.task, args=asdict(args), model=model.state_dict()), path + ".tmp")
+        os.replace(path + ".tmp", path)
+
+
+def load_checkpoint(args: Args) -> dict:
+    """The checkpoint --load-model names; its run fills in --task and --seed if not given, the sizes and evaluation flags."""
+    try:
+        state = torch.load(args.load_model, map_location="cpu", weights_only=True)
+    except Exception as e:  # missing, empty, truncated, not a checkpoint at all
+        why = f"{type(e).__name__}: {e}".splitlines()[0].rstrip(": ")
+        raise UsageError(f"--load-model {args.load_model} cannot be read ({why}); pass a run's model.pt.") from None
     if not isinstance(state, dict) or state.get("script") != "dpo_toy.py":
-        raise UsageError(f"{path} was not saved by dpo_toy.py; load it with the script that trained it.")
-    if state["task"] != task:
-        raise UsageError(f"{path} was trained on --task {state['task']}, not {task}; pass --task {state['task']}.")
-    model = CausalTransformer(**state["config"]).to(device)
-    model.load_state_dict(state["model"])
-    return model
+        raise UsageError(f"{args.load_model} was not saved by dpo_toy.py; load it with the script that trained it.")
+    if args.task not in (None, state["task"]):
+        raise UsageError(f"{args.load_model} was trained on --task {state['task']}, not {args.task}; leave --task out.")
+    args.task, args.seed = state["task"], state["args"]["seed"] if args.seed is None else args.seed
+    for name in ("d_model", "n_layer", "n_head", "temperature", "eval_prompts", "eval_samples"):
+        setattr(args, name, state["args"][name])
+    return state
 
 
 def evaluate(model, args: Args, prompts: torch.Tensor, run: Run, step: int) -> dict:
     """True task accuracy on held-out prompts, logged: greedy decoding, and sampling eval_samples draws of each."""
-    n_new = TASKS[args.task]["answer_len"] + 1
+    n_new, draws = TASKS[args.task]["answer_len"] + 1, torch.Generator(prompts.device).manual_seed(args.seed + 100_000)
     greedy = generate(model, prompts, n_new, greedy=True)
     many = prompts.repeat_interleave(args.eval_samples, dim=0)
-    sampled = generate(model, many, n_new, args.temperature)
+    sampled = generate(model, many, n_new, args.temperature, generator=draws)  # its own draws: a reload scores the same
     result = {"eval/greedy_accuracy": task_reward(args.task, prompts, greedy).mean().item(),
               "eval/sampled_accuracy": task_reward(args.task, many, sampled).mean().item()}
     run.log(step, result)
     return result
 
 
+def raise_stopped(signum: int, frame) -> None:  # SIGINT (Ctrl-C) or SIGTERM, wherever the run is: main keeps the model
+    raise KeyboardInterrupt(signum)  # carries the signal's number, for the exit status
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, raise_stopped)
+    signal.signal(signal.SIGTERM, raise_stopped)
     try:
         main(tyro.cli(Args))
-    except UsageError as e:  # one line and status 2, as argparse and tyro report a bad flag
+    except (UsageError, FloatingPointError) as e:  # one line; status 2 for a bad flag or checkpoint
         print(f"dpo_toy.py: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(2 if isinstance(e, UsageError) else 1)
+    except KeyboardInterrupt as e:  # exit status 128 + the signal's number, as a shell reports it
+        print(f"dpo_toy.py: stopped by {signal.Signals(e.args[0]).name}; metrics.csv is kept, and model.pt with "
+              "--save-model.", file=sys.stderr)
+        sys.exit(128 + e.args[0])

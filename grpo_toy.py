@@ -13,29 +13,26 @@ rho_it = pi_theta(o_it | q, o_i,<t) / pi_old(o_it | q, o_i,<t), each line is the
     k3_it = pi_ref / pi_theta - log(pi_ref / pi_theta) - 1                         k3_kl
     L     = the --loss-type average over tokens of m_it (s_it + beta * k3_it)      grpo_loss
 
---no-scale-rewards drops the division by the std; k3 is Schulman's estimator, E_pi_theta[k3_it] =
-KL(pi_theta || pi_ref). --loss-type sets how tokens are averaged: `grpo` over each completion's tokens then over
-completions (the paper); `bnpo` / `dapo` over all completion tokens of the batch (DAPO, Yu et al. 2025,
-arXiv:2503.14476; identical here because there is one process); `dr_grpo` a sum divided by completions x max
-completion length (Dr. GRPO, Liu et al. 2025, arXiv:2503.20783, who also drop the std scaling: add
---no-scale-rewards). Tokens after a completion's first end token never reach the loss. Each sampled batch is
-used for --num-iterations (mu) gradient steps. At mu = 1 the policy being updated is the one that sampled, so
-rho = 1, clipping never acts, and the gradient is the plain policy gradient A_i grad log pi_theta; clipping (and
-losses/clip_ratio) matters only for mu > 1.
+--no-scale-rewards drops the division by the std; k3 is Schulman's estimator, E_pi_theta[k3_it] = KL(pi_theta || pi_ref).
+--loss-type sets how tokens are averaged: `grpo` over each completion's tokens then over completions (the paper);
+`bnpo` / `dapo` over all completion tokens of the batch (DAPO, Yu et al. 2025, arXiv:2503.14476; identical here because
+there is one process); `dr_grpo` a sum divided by completions x max completion length (Dr. GRPO, Liu et al. 2025,
+arXiv:2503.20783, who also drop the std scaling: add --no-scale-rewards). Tokens after a completion's first end token
+never reach the loss. Each sampled batch is used for --num-iterations (mu) gradient steps. At mu = 1 the policy being
+updated is the one that sampled, so rho = 1, clipping never acts, and the gradient is the plain policy gradient
+A_i grad log pi_theta; clipping (and losses/clip_ratio) matters only for mu > 1.
 
-Differences from the paper: the "language model" is a 2-layer transformer over a 13-token vocabulary that
-the script warms up itself (supervised, on random answers, so it knows the format but is right only by
-chance, reward ~0.04); the reference model is that warm-up model; log-probabilities are those of the
-temperature-scaled sampling distribution (as in TRL).
+Differences from the paper: the "language model" is a 2-layer transformer over a 13-token vocabulary that the script
+warms up itself (supervised, on random answers, so it knows the format but is right only by chance, reward ~0.04); the
+reference model is that warm-up model; log-probabilities are those of the temperature-scaled sampling distribution (TRL).
 
 Tasks: `sum` (default): prompt "^TT=" with a target 0..27, completion three digits and "$", reward 1 when
 the digits sum to the target (--shaped-reward: 1 - |sum - target| / 27 for a well-formed answer).
 `sort`: prompt "^abcd=", completion the four digits in ascending order and "$".
 
-Run: python grpo_toy.py                                          (about a minute on 2 CPU cores)
+Run: python grpo_toy.py                                          (a minute on 2 CPU cores; a saved model: --load-model PATH)
      python grpo_toy.py --loss-type dr_grpo --no-scale-rewards     (Dr. GRPO)
      python grpo_toy.py --num-iterations 2 --epsilon-high 0.28     (mu = 2: clipping acts; DAPO's clip-higher)
-     (evaluate a saved model: --load-model runs/.../model.pt)
 """
 
 # ---------------------------------------------------------------- imports
@@ -43,8 +40,11 @@ import contextlib
 import copy
 import itertools
 import json
+import math
 import os
 import random
+import shutil
+import signal
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -61,18 +61,18 @@ import tyro
 @dataclass
 class Args:
     exp_name: str = "grpo_toy"  # the name of this experiment (part of the run directory's name)
-    seed: int = 1  # seed of random, numpy and torch (prompts, sampling, initialization)
+    seed: int | None = None  # seed of random, numpy and torch: prompts, sampling, init (1; with --load-model the run's)
     torch_deterministic: bool = True  # set torch.backends.cudnn.deterministic
     cuda: bool = True  # use CUDA when it is available
     track: bool = False  # mirror the logged scalars to Weights & Biases
     wandb_project_name: str = "actor-critic"  # the wandb project name
     wandb_entity: str | None = None  # the wandb entity (team or user)
-    save_model: bool = False  # save weights, model config and arguments to model.pt in the run directory
-    load_model: str | None = None  # path to a model.pt: evaluate it on the held-out prompts instead of training
+    save_model: bool = False  # save weights and arguments to model.pt (stopped in the warm-up: the model as it is then)
+    load_model: str | None = None  # path to a model.pt: evaluate it as its run did (sizes, temperature, eval flags)
     runs_dir: str = "runs"  # where run directories are created
     torch_threads: int = 1  # CPU threads for torch (0 keeps torch's default); one is fastest for this small model
 
-    task: Literal["sum", "sort"] = "sum"  # the synthetic task: `sum` (three digits summing to a target) or `sort`
+    task: Literal["sum", "sort"] | None = None  # `sum` (three digits to a target) or `sort` (sum; with --load-model the run's)
     shaped_reward: bool = False  # reward 1 - |error| / max error for well-formed answers instead of 0/1
     warmup_steps: int = 150  # supervised warm-up steps on random (mostly wrong) answers that teach the format
     warmup_learning_rate: float = 1e-3  # learning rate of the warm-up
@@ -101,24 +101,29 @@ class UsageError(ValueError):
     """A bad argument, environment or checkpoint: `python grpo_toy.py` reports it in one line and exits with status 2."""
 
 
-def check_args(args: Args) -> None:
-    """Refuse bad arguments with one clear sentence before anything is built."""
-    if not 0 <= args.seed < 2**32:
-        raise UsageError(f"--seed must be in [0, 2**32) (got {args.seed}).")
-    if args.num_generations < 2:
-        raise UsageError(f"--num-generations must be at least 2 (got {args.num_generations}): a group of one has "
-                         "no relative advantage.")
-    for name in ("num_prompts", "total_steps", "num_iterations", "eval_frequency", "eval_prompts", "eval_samples"):
-        if getattr(args, name) < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(args, name)}).")
-    for name in ("learning_rate", "warmup_learning_rate", "temperature"):
-        if not getattr(args, name) > 0:
-            raise UsageError(f"--{name.replace('_', '-')} must be positive (got {getattr(args, name)}).")
-    for name in ("warmup_steps", "beta", "epsilon", "epsilon_high"):
-        if (getattr(args, name) or 0) < 0:
-            raise UsageError(f"--{name.replace('_', '-')} must not be negative (got {getattr(args, name)}).")
-    if args.d_model % args.n_head:
-        raise UsageError(f"--d-model {args.d_model} is not divisible by --n-head {args.n_head}; choose a divisor.")
+def check_args(args: Args) -> dict | None:
+    """Refuse bad arguments or checkpoints with one sentence before anything is built; returns the checkpoint."""
+    state = load_checkpoint(args) if args.load_model is not None else None  # it fills in --task and --seed if not given
+    args.task, args.seed = args.task or "sum", 1 if args.seed is None else args.seed
+    for bad, problem in [  # written so that NaN fails every range (every comparison with NaN is False)
+        (args.num_generations < 2, f"--num-generations must be at least 2 (got {args.num_generations}): a group of one "
+         "has no relative advantage."),
+        (min(args.num_prompts, args.total_steps, args.num_iterations, args.eval_frequency, args.eval_prompts,
+             args.eval_samples, args.d_model, args.n_layer, args.n_head) < 1, "--num-prompts, --total-steps, "
+         "--num-iterations, --eval-frequency, --eval-prompts, --eval-samples, --d-model, --n-layer, --n-head must be >= 1."),
+        (args.n_head >= 1 and args.d_model % args.n_head, f"--d-model {args.d_model} is not divisible by --n-head "
+         f"{args.n_head}; choose a divisor."),
+        (not (0 < args.max_grad_norm and 0 < args.learning_rate < math.inf and 0 < args.warmup_learning_rate < math.inf and 0 <
+              args.temperature < math.inf), "--max-grad-norm must be > 0, --learning-rate, --warmup-learning-rate, --temperature "
+         f"finite and > 0 (got {args.max_grad_norm}, {args.learning_rate}, {args.warmup_learning_rate}, {args.temperature})."),
+        (not (0 <= args.beta < math.inf and 0 <= args.epsilon < math.inf and 0 <= (args.epsilon_high or 0) < math.inf),
+         f"--beta, --epsilon, --epsilon-high must be finite and >= 0 (got {args.beta}, {args.epsilon}, {args.epsilon_high})."),
+        (not 0 <= args.seed < 2**32 or min(args.warmup_steps, args.torch_threads) < 0, f"--seed must be in [0, 2**32), "
+         f"--warmup-steps and --torch-threads 0 or more (got {args.seed}, {args.warmup_steps}, {args.torch_threads})."),
+    ]:
+        if bad:
+            raise UsageError(problem)
+    return state
 
 
 # ---------------------------------------------------------------- the task
@@ -134,8 +139,7 @@ def make_prompts(task: str, n: int, generator: torch.Generator) -> torch.Tensor:
         body = torch.stack([t // 10, t % 10], dim=1)
     else:
         body = torch.randint(0, 10, (n, 4), generator=generator)
-    bos, sep = torch.full((n, 1), BOS), torch.full((n, 1), SEP)
-    return torch.cat([bos, body, sep], dim=1)
+    return torch.cat([torch.full((n, 1), BOS), body, torch.full((n, 1), SEP)], dim=1)
 
 
 def random_answers(task: str, prompts: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -144,8 +148,7 @@ def random_answers(task: str, prompts: torch.Tensor, generator: torch.Generator)
     if task == "sum":
         digits = torch.randint(0, 10, (n, 3), generator=generator)
     else:
-        perm = torch.rand(n, 4, generator=generator).argsort(dim=1)
-        digits = prompts[:, 1:5].gather(1, perm)
+        digits = prompts[:, 1:5].gather(1, torch.rand(n, 4, generator=generator).argsort(dim=1))
     return torch.cat([digits, torch.full((n, 1), END)], dim=1)
 
 
@@ -155,11 +158,9 @@ def task_reward(task: str, prompts: torch.Tensor, completions: torch.Tensor, sha
     ans = completions[:, :k]
     well_formed = (ans < 10).all(dim=1) & (completions[:, k] == END)
     if task == "sum":
-        error = (ans.sum(dim=1) - (prompts[:, 1] * 10 + prompts[:, 2])).abs().float()
-        max_error = 27.0
+        error, max_error = (ans.sum(dim=1) - (prompts[:, 1] * 10 + prompts[:, 2])).abs().float(), 27.0
     else:
-        error = (ans != prompts[:, 1:5].sort(dim=1).values).sum(dim=1).float()
-        max_error = 4.0
+        error, max_error = (ans != prompts[:, 1:5].sort(dim=1).values).sum(dim=1).float(), 4.0
     score = 1.0 - error / max_error if shaped else (error == 0).float()
     return score * well_formed.float()
 
@@ -256,21 +257,19 @@ def grpo_loss(logp, old_logp, ref_logp, advantages, mask, beta, epsilon, epsilon
         loss = (per_token * mask).sum() / mask.numel()
     else:
         raise ValueError(f"unknown loss_type {loss_type!r}; use grpo, bnpo, dapo or dr_grpo.")
-
-    def token_mean(x):
-        return ((x * mask).sum() / mask.sum().clamp(min=1)).detach()
-
-    return loss, {"kl": token_mean(kl), "clip_ratio": token_mean(was_clipped)}
+    tokens = mask.sum().clamp(min=1)  # the logged statistics are means over all completion tokens
+    return loss, {"kl": (kl * mask).sum().detach() / tokens, "clip_ratio": (was_clipped * mask).sum() / tokens}
 
 
 # ---------------------------------------------------------------- generation
 @torch.no_grad()
-def generate(model, prompts: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, greedy: bool = False):
+def generate(model, prompts: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, greedy: bool = False,
+             generator: torch.Generator | None = None):
     """Sample (or argmax) completions token by token; also return each sampled token's log-probability."""
     cache, nxt, tokens, logps = [[] for _ in model.blocks], prompts, [], []
     for _ in range(max_new_tokens):
         logp = F.log_softmax(model(nxt, cache)[:, -1] / temperature, dim=-1)
-        nxt = logp.argmax(-1, keepdim=True) if greedy else torch.multinomial(logp.exp(), 1)
+        nxt = logp.argmax(-1, keepdim=True) if greedy else torch.multinomial(logp.exp(), 1, generator=generator)
         tokens.append(nxt)
         logps.append(logp.gather(-1, nxt))
     return torch.cat(tokens, dim=1), torch.cat(logps, dim=1)
@@ -278,7 +277,7 @@ def generate(model, prompts: torch.Tensor, max_new_tokens: int, temperature: flo
 
 # ---------------------------------------------------------------- training
 def main(args: Args) -> dict:
-    check_args(args)
+    state = check_args(args)
     torch.set_num_threads(args.torch_threads or torch.get_num_threads())
     random.seed(args.seed)
     np.random.seed(args.seed)
@@ -286,40 +285,37 @@ def main(args: Args) -> dict:
     gen = torch.Generator().manual_seed(args.seed)  # prompts and warm-up labels
     torch.backends.cudnn.deterministic = args.torch_deterministic
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-    loaded = load_checkpoint(args.load_model, args.task, device) if args.load_model is not None else None
     run = Run(args)
-    eval_prompts = eval_prompt_set(args).to(device)
-    if loaded is not None:
-        return run.finish(loaded, evaluate(loaded, args, eval_prompts, run, step=0))
-
     prompt_len, n_new = TASKS[args.task]["prompt_len"], TASKS[args.task]["answer_len"] + 1
-    config = dict(vocab_size=len(VOCAB), block_size=prompt_len + n_new, d_model=args.d_model,
-                  n_layer=args.n_layer, n_head=args.n_head)
-    policy = CausalTransformer(**config).to(device)
+    policy = CausalTransformer(len(VOCAB), prompt_len + n_new, args.d_model, args.n_layer, args.n_head).to(device)
+    eval_prompts = eval_prompt_set(args).to(device)
+    if state is not None:  # --load-model: evaluate the saved model as its run's last evaluation did, no training
+        policy.load_state_dict(state["model"])
+        return run.finish(policy, evaluate(policy, args, eval_prompts, run, step=0))
 
-    # ---- supervised warm-up: the answer format, not the answers
-    optimizer = torch.optim.Adam(policy.parameters(), lr=args.warmup_learning_rate)
-    for _ in range(args.warmup_steps):
-        prompts = make_prompts(args.task, 64, gen)
-        seqs = torch.cat([prompts, random_answers(args.task, prompts, gen)], dim=1).to(device)
-        loss = -completion_logprobs(policy(seqs), seqs, prompt_len).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    ref_model = copy.deepcopy(policy).eval().requires_grad_(False) if args.beta != 0 else None
-    before = evaluate(policy, args, eval_prompts, run, step=0)
-    print(f"after warm-up: greedy accuracy {before['eval/greedy_accuracy']:.3f}, "
-          f"sampled {before['eval/sampled_accuracy']:.3f}", flush=True)
-
-    # ---- GRPO
-    optimizer = torch.optim.Adam(policy.parameters(), lr=args.learning_rate)
-    after, step, start_time = before, 0, time.time()
     try:
+        # ---- supervised warm-up: the answer format, not the answers
+        optimizer = torch.optim.Adam(policy.parameters(), lr=args.warmup_learning_rate)
+        for warmup_step in range(1, args.warmup_steps + 1):
+            prompts = make_prompts(args.task, 64, gen)
+            seqs = torch.cat([prompts, random_answers(args.task, prompts, gen)], dim=1).to(device)
+            loss = -completion_logprobs(policy(seqs), seqs, prompt_len).mean()
+            check_finite(warmup_step, warmup_loss=loss.item())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        ref_model = copy.deepcopy(policy).eval().requires_grad_(False) if args.beta != 0 else None
+        before = evaluate(policy, args, eval_prompts, run, step=0)
+        print(f"after warm-up: greedy accuracy {before['eval/greedy_accuracy']:.3f}, "
+              f"sampled {before['eval/sampled_accuracy']:.3f}", flush=True)
+
+        # ---- GRPO
+        optimizer = torch.optim.Adam(policy.parameters(), lr=args.learning_rate)
+        after, start_time = before, time.time()
         for step in range(1, args.total_steps + 1):
             if args.anneal_lr:
                 optimizer.param_groups[0]["lr"] = args.learning_rate * (1.0 - (step - 1.0) / args.total_steps)
-            prompts = make_prompts(args.task, args.num_prompts, gen).to(device)
-            prompts = prompts.repeat_interleave(args.num_generations, dim=0)
+            prompts = make_prompts(args.task, args.num_prompts, gen).repeat_interleave(args.num_generations, dim=0).to(device)
             completions, old_logp = generate(policy, prompts, n_new, args.temperature)
             rewards = task_reward(args.task, prompts, completions, args.shaped_reward)
             advantages = group_advantages(rewards, args.num_generations, args.scale_rewards)
@@ -335,6 +331,7 @@ def main(args: Args) -> dict:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 grad_norm = nn.utils.clip_grad_norm_(policy.parameters(), args.max_grad_norm)
+                check_finite(step, loss=loss.item(), gradient_norm=grad_norm.item())  # before the step: model.pt stays finite
                 optimizer.step()
 
             # ---- logging (the losses of the last of the num_iterations gradient steps)
@@ -347,47 +344,51 @@ def main(args: Args) -> dict:
                 "charts/completion_length": mask.sum(1).mean(), "charts/learning_rate": optimizer.param_groups[0]["lr"],
                 "charts/SPS": step / (time.time() - start_time), "losses/loss": loss.detach(), "losses/kl": stats["kl"],
                 "losses/clip_ratio": stats["clip_ratio"], "losses/grad_norm": grad_norm})
-    except KeyboardInterrupt:
-        print(f"interrupted at step {step}", flush=True)
-    finally:
+    finally:  # also when stopped by SIGINT / SIGTERM (in the warm-up too) or a non-finite number: the model is saved
         if args.save_model:
-            save_checkpoint(os.path.join(run.dir, "model.pt"), policy, config, args)
+            save_checkpoint(os.path.join(run.dir, "model.pt"), policy, args)
     return run.finish(policy, after, before)
 
 
 # ---------------------------------------------------------------- run plumbing: logging, checkpoints, evaluation
 class Run:
-    """The run directory runs/{task}__{exp_name}__{seed}__{unix_time}/: args.json, and metrics.csv in long format,
-    flushed on every call so that a stopped run keeps all it logged; the same scalars go to wandb with --track."""
+    """runs/{task}__{exp_name}__{seed}__{unix_time}/: args.json, metrics.csv (long format, flushed per row), wandb."""
 
     def __init__(self, args: Args):
         base = f"{args.task}__{args.exp_name}__{args.seed}__{int(time.time())}"
-        os.makedirs(args.runs_dir, exist_ok=True)
-        for n in itertools.count(1):  # os.mkdir is atomic: two runs started in the same second never share one
-            self.dir = os.path.join(args.runs_dir, base if n == 1 else f"{base}_{n}")
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(self.dir)
-                break
+        try:
+            for n in itertools.count(1):  # atomic: two runs started in the same second never share one
+                self.dir = os.path.join(args.runs_dir, base if n == 1 else f"{base}_{n}")
+                with contextlib.suppress(FileExistsError):
+                    os.makedirs(self.dir)
+                    break
+        except OSError as e:
+            raise UsageError(f"cannot create a run directory in --runs-dir {args.runs_dir!r} ({e.strerror}).") from None
+        self.wandb = None
+        if args.track:  # wandb is imported only when tracking: it takes half a second
+            import wandb
+            try:
+                self.wandb = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args),
+                                        name=os.path.basename(self.dir), dir=self.dir)
+            except Exception as e:  # no login, no network: one line, and nothing of the run left behind
+                shutil.rmtree(self.dir)
+                raise UsageError(f"--track: wandb did not start ({type(e).__name__}); try `wandb login`.") from None
+            self.wandb.define_metric("*", step_metric="global_step")  # a row per call: one step's values never merge
         with open(os.path.join(self.dir, "args.json"), "w") as f:
             json.dump(asdict(args), f, indent=2)
         self.file = open(os.path.join(self.dir, "metrics.csv"), "w")
         self.file.write("global_step,wall_time,name,value\n")
-        if args.track:
-            import wandb  # only when tracking: it takes half a second to import
-        self.wandb = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args),
-                                name=os.path.basename(self.dir), dir=self.dir) if args.track else None
         self.total, self.episodic_returns, self.start, self.last_print = args.total_steps, [], time.time(), 0.0
-        self.greedy_accuracy = float("nan")
+        self.greedy_accuracy = float("nan")  # the last evaluation's, for the progress line
         print(f"run directory: {self.dir}", flush=True)
 
     def log(self, step: int, scalars: dict) -> None:
-        """One row per scalar; each step's mean reward stands for an episodic return; when charts/SPS is among the
-        scalars, a progress line every two seconds and at the last step."""
+        """One row per scalar; a step's mean reward stands for an episodic return; with charts/SPS, a progress line."""
         scalars, wall = {name: float(value) for name, value in scalars.items()}, time.time() - self.start
         self.file.writelines(f"{step},{wall:.3f},{name},{value}\n" for name, value in scalars.items())
         self.file.flush()
         if self.wandb is not None:
-            self.wandb.log(scalars, step=step)
+            self.wandb.log({**scalars, "global_step": step})
         self.greedy_accuracy = scalars.get("eval/greedy_accuracy", self.greedy_accuracy)
         if "charts/reward" in scalars:
             self.episodic_returns.append((step, scalars["charts/reward"]))
@@ -398,62 +399,80 @@ class Run:
                   f"greedy accuracy {self.greedy_accuracy:.3f} | ETA {(self.total - step) / sps:4.0f}s", flush=True)
 
     def finish(self, model, after: dict, before: dict | None = None) -> dict:
-        """Close the files and print a closing line; main's return value."""
+        """Close the files and print a closing line; main's return value (eval_returns: the last greedy and sampled accuracy)."""
         self.file.close()
         if self.wandb is not None:
             self.wandb.finish()
-
-        def change(name: str) -> str:
-            return (f"{before[name]:.3f} -> " if before else "") + f"{after[name]:.3f}"
-
-        print(f"greedy accuracy {change('eval/greedy_accuracy')}, sampled {change('eval/sampled_accuracy')} "
+        change = {name: (f"{before[name]:.3f} -> " if before else "") + f"{value:.3f}" for name, value in after.items()}
+        print(f"greedy accuracy {change['eval/greedy_accuracy']}, sampled {change['eval/sampled_accuracy']} "
               f"in {time.time() - self.start:.1f}s ({self.dir})", flush=True)
-        return dict(run_dir=self.dir, episodic_returns=self.episodic_returns, model=model, before=before, after=after)
+        return dict(run_dir=self.dir, episodic_returns=self.episodic_returns, eval_returns=list(after.values()), model=model,
+                    before=before, after=after)
 
 
-def save_checkpoint(path: str, model: CausalTransformer, config: dict, args: Args) -> None:
-    state = {"script": "grpo_toy.py", "task": args.task, "config": config, "args": asdict(args),
-             "model": model.state_dict()}
-    torch.save(state, path + ".tmp")
-    os.replace(path + ".tmp", path)  # atomic: a crash never leaves a half-written model.pt
+def check_finite(step: int, **quantities) -> None:
+    """Stop at the first non-finite loss or gradient norm (metrics.csv keeps what was logged)."""
+    for name, value in quantities.items():
+        if not np.isfinite(value).all():
+            raise FloatingPointError(f"the {name.replace('_', ' ')} is not finite at step {step:,}: training stopped.")
 
 
-def load_checkpoint(path: str, task: str, device: torch.device) -> CausalTransformer:
-    if not os.path.isfile(path):
-        raise UsageError(f"--load-model {path} does not exist; pass the model.pt of a run made with --save-model.")
-    state = torch.load(path, map_location=device, weights_only=True)
+def save_checkpoint(path: str, model: CausalTransformer, args: Args) -> None:
+    """Weights and arguments, written atomically (a crash never leaves half a model.pt); never non-finite weights."""
+    if all(p.isfinite().all() for p in model.parameters()):
+        torch.save(dict(script="grpo_toy.py", task=args.task, args=asdict(args), model=model.state_dict()), path + ".tmp")
+        os.replace(path + ".tmp", path)
+
+
+def load_checkpoint(args: Args) -> dict:
+    """The checkpoint --load-model names; its run fills in --task and --seed if not given, the sizes and evaluation flags."""
+    try:
+        state = torch.load(args.load_model, map_location="cpu", weights_only=True)
+    except Exception as e:  # missing, empty, truncated, not a checkpoint at all
+        why = f"{type(e).__name__}: {e}".splitlines()[0].rstrip(": ")
+        raise UsageError(f"--load-model {args.load_model} cannot be read ({why}); pass a run's model.pt.") from None
     if not isinstance(state, dict) or state.get("script") != "grpo_toy.py":
-        raise UsageError(f"{path} was not saved by grpo_toy.py; load it with the script that trained it.")
-    if state["task"] != task:
-        raise UsageError(f"{path} was trained on --task {state['task']}, not {task}; pass --task {state['task']}.")
-    model = CausalTransformer(**state["config"]).to(device)
-    model.load_state_dict(state["model"])
-    return model
+        raise UsageError(f"{args.load_model} was not saved by grpo_toy.py; load it with the script that trained it.")
+    if args.task not in (None, state["task"]):
+        raise UsageError(f"{args.load_model} was trained on --task {state['task']}, not {args.task}; leave --task out.")
+    args.task, args.seed = state["task"], state["args"]["seed"] if args.seed is None else args.seed
+    for name in ("d_model", "n_layer", "n_head", "temperature", "eval_prompts", "eval_samples"):
+        setattr(args, name, state["args"][name])
+    return state
 
 
 def eval_prompt_set(args: Args) -> torch.Tensor:
     """`sum`: its 28 targets (the answers, not the prompts, must be discovered); `sort`: unseen random prompts."""
     if args.task == "sum":
-        t = torch.arange(28)
-        return torch.stack([torch.full_like(t, BOS), t // 10, t % 10, torch.full_like(t, SEP)], dim=1)
+        return torch.tensor([[BOS, t // 10, t % 10, SEP] for t in range(28)])
     return make_prompts("sort", args.eval_prompts, torch.Generator().manual_seed(100_000 + args.seed))
 
 
 def evaluate(model, args: Args, prompts: torch.Tensor, run: Run, step: int) -> dict:
     """Greedy accuracy on the evaluation prompts and sampled accuracy over eval_samples draws of each, logged."""
-    n_new = TASKS[args.task]["answer_len"] + 1
+    n_new, draws = TASKS[args.task]["answer_len"] + 1, torch.Generator(prompts.device).manual_seed(args.seed + 100_000)
     greedy, _ = generate(model, prompts, n_new, greedy=True)
     many = prompts.repeat_interleave(args.eval_samples, dim=0)
-    sampled, _ = generate(model, many, n_new, args.temperature)
+    sampled, _ = generate(model, many, n_new, args.temperature, generator=draws)  # its own draws: a reload scores the same
     result = {"eval/greedy_accuracy": (task_reward(args.task, prompts, greedy) == 1).float().mean().item(),
               "eval/sampled_accuracy": (task_reward(args.task, many, sampled) == 1).float().mean().item()}
     run.log(step, result)
     return result
 
 
+def raise_stopped(signum: int, frame) -> None:  # SIGINT (Ctrl-C) or SIGTERM, wherever the run is: main keeps the model
+    raise KeyboardInterrupt(signum)  # carries the signal's number, for the exit status
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, raise_stopped)
+    signal.signal(signal.SIGTERM, raise_stopped)
     try:
         main(tyro.cli(Args))
-    except UsageError as e:  # one line and status 2, as argparse and tyro report a bad flag
+    except (UsageError, FloatingPointError) as e:  # one line; status 2 for a bad flag or checkpoint
         print(f"grpo_toy.py: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(2 if isinstance(e, UsageError) else 1)
+    except KeyboardInterrupt as e:  # exit status 128 + the signal's number, as a shell reports it
+        print(f"grpo_toy.py: stopped by {signal.Signals(e.args[0]).name}; metrics.csv is kept, and model.pt with "
+              "--save-model.", file=sys.stderr)
+        sys.exit(128 + e.args[0])

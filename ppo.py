@@ -13,21 +13,22 @@ keeps the policy near the one that sampled. With rho_t = pi(a_t|s_t) / pi_old(a_
 
 Papers: Schulman et al. 2017, "Proximal Policy Optimization Algorithms"; Schulman et al. 2016 (GAE); the
 implementation details follow Engstrom et al. 2020 and Huang et al. 2022 ("The 37 Implementation Details of PPO").
-Differences from the paper: a time-limit truncation is not the end of the return — its reward is bootstrapped with
-gamma * V(true final observation); the value loss is clipped (as in OpenAI baselines); advantages are normalized per
-minibatch; --target-kl ends the update after an epoch whose mean approx_kl exceeds it. Defaults are CleanRL's
-classic-control ones but the learning rate, 1e-3 (why: README, Results). Box observations are flattened, Discrete one-hot.
+Differences from the paper: a time-limit truncation's reward is bootstrapped with gamma * V(true final observation);
+the value loss is clipped (as in OpenAI baselines); advantages are normalized per minibatch; --target-kl ends the update
+after an epoch whose mean approx_kl exceeds it. Defaults: CleanRL's for classic control but the learning rate, 1e-3.
 
 Run:  python ppo.py --env-id CartPole-v1        (evaluate a saved model: --load-model runs/.../model.pt)
 """
 
 # ---------------------------------------------------------------- imports
 import contextlib
-import functools
 import itertools
 import json
+import math
 import os
 import random
+import shutil
+import signal
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -43,7 +44,7 @@ import tyro
 @dataclass
 class Args:
     exp_name: str = "ppo"  # the name of this experiment (part of the run directory's name)
-    seed: int = 1  # seed of random, numpy, torch and the environments
+    seed: int | None = None  # seed of random, numpy, torch and the environments (1; with --load-model the run's)
     torch_deterministic: bool = True  # set torch.backends.cudnn.deterministic
     cuda: bool = True  # use CUDA when it is available
     track: bool = False  # mirror the logged scalars to Weights & Biases
@@ -56,7 +57,7 @@ class Args:
     runs_dir: str = "runs"  # where run directories are created
     torch_threads: int = 1  # CPU threads for torch (0 keeps torch's default); one is fastest for these small networks
 
-    env_id: str = "CartPole-v1"  # the gymnasium id of the environment (discrete actions)
+    env_id: str | None = None  # gymnasium id, discrete actions (CartPole-v1; with --load-model the run's own)
     total_timesteps: int = 500_000  # total environment steps of the experiment
     learning_rate: float = 1e-3  # the Adam learning rate (annealed to 0 with --anneal-lr)
     num_envs: int = 4  # number of parallel environments
@@ -80,23 +81,28 @@ class UsageError(ValueError):
     """A bad argument, environment or checkpoint: `python ppo.py` reports it in one line and exits with status 2."""
 
 
-def check_args(args: Args) -> None:
-    """Refuse bad arguments, or spaces this script cannot handle, with one clear sentence before anything is built."""
+def check_args(args: Args) -> dict | None:
+    """Refuse bad arguments, checkpoints or spaces with one sentence before anything is built; returns the checkpoint."""
+    state = load_checkpoint(args) if args.load_model is not None else None  # it fills in --env-id and --seed if not given
+    args.env_id, args.seed = args.env_id or "CartPole-v1", 1 if args.seed is None else args.seed
     batch = args.num_envs * args.num_steps
-    for bad, problem in [
-        (min(args.num_envs, args.num_steps, args.update_epochs) < 1, "--num-envs, --num-steps, --update-epochs must be >= 1."),
-        (args.num_minibatches < 1 or batch % args.num_minibatches, f"num_envs * num_steps = {batch} is not divisible by "
-         f"--num-minibatches {args.num_minibatches}; choose a number of minibatches that divides it."),
-        (args.load_model is None and args.total_timesteps < batch, f"--total-timesteps {args.total_timesteps} is smaller "
-         f"than one rollout (num_envs * num_steps = {batch}); raise it or shrink the rollout."),
-        (not args.learning_rate > 0, f"--learning-rate must be positive (got {args.learning_rate})."),
-        (not 0 <= args.seed < 2**32 or args.eval_episodes < 0, f"--seed must be in [0, 2**32) and --eval-episodes "
-         f"must be 0 or more (got {args.seed}, {args.eval_episodes})."),
-        (args.load_model is not None and not os.path.isfile(args.load_model), f"--load-model {args.load_model} does "
-         "not exist; pass the model.pt of a run made with --save-model."),
+    for bad, problem in [  # every comparison with NaN is False: NaN fails every range
+        (min(args.num_envs, args.num_steps, args.update_epochs) < 1, "--num-envs, --num-steps, --update-epochs must be >= 1"),
+        (args.num_minibatches < 1 or batch % args.num_minibatches, f"--num-minibatches must divide the rollout, {batch}"),
+        (args.load_model is None and args.total_timesteps < batch, f"--total-timesteps must cover one rollout ({batch} steps)"),
+        (not 0 < args.learning_rate < math.inf, f"--learning-rate must be positive and finite (got {args.learning_rate})"),
+        (not 0 < args.clip_coef < math.inf, f"--clip-coef must be positive and finite (got {args.clip_coef})"),
+        (not args.max_grad_norm > 0, f"--max-grad-norm must be positive (inf: no clipping; got {args.max_grad_norm})"),
+        (not (0 <= args.gamma <= 1 and 0 <= args.gae_lambda <= 1), f"--gamma and --gae-lambda must lie in [0, 1] (got "
+         f"{args.gamma}, {args.gae_lambda})"),
+        (not (0 <= args.ent_coef < math.inf and 0 <= args.vf_coef < math.inf), "--ent-coef and --vf-coef must be finite and "
+         f">= 0 (got {args.ent_coef}, {args.vf_coef})"),
+        (not (args.target_kl is None or args.target_kl >= 0), f"--target-kl must be >= 0 (got {args.target_kl})"),
+        (not 0 <= args.seed < 2**32, f"--seed must be in [0, 2**32) (got {args.seed})"),
+        (min(args.eval_episodes, args.torch_threads) < 0, "--eval-episodes and --torch-threads must be >= 0"),
     ]:
         if bad:
-            raise UsageError(problem)
+            raise UsageError(f"{problem}.")
     try:
         env = gym.make(args.env_id, disable_env_checker=True)
     except gym.error.Error as e:  # an unknown id, or a missing package (the message names the pip command)
@@ -113,6 +119,7 @@ def check_args(args: Args) -> None:
     ]:
         if bad:
             raise UsageError(problem)
+    return state
 
 
 # ---------------------------------------------------------------- environments
@@ -155,11 +162,13 @@ class Agent(nn.Module):
     def get_value(self, x: torch.Tensor) -> torch.Tensor:
         return self.critic(x).squeeze(-1)
 
+    def policy(self, x: torch.Tensor) -> torch.distributions.Categorical:
+        return torch.distributions.Categorical(logits=self.actor(x), validate_args=False)  # no checks in the hot path
+
     def evaluate_actions(self, x: torch.Tensor, action: torch.Tensor):
         """log pi(a|s) of the given actions, the entropy of pi(.|s), and V(s)."""
-        logp_all = torch.log_softmax(self.actor(x), dim=-1)
-        logprob = logp_all.gather(-1, action.unsqueeze(-1)).squeeze(-1)
-        return logprob, -(logp_all.exp() * logp_all).sum(-1), self.get_value(x)
+        pi = self.policy(x)
+        return pi.log_prob(action), pi.entropy(), self.get_value(x)
 
 
 # ---------------------------------------------------------------- the algorithm's math
@@ -208,74 +217,35 @@ def explained_variance(y_pred: torch.Tensor, y_true: torch.Tensor) -> torch.Tens
     return torch.where(y_true.var() > 0, 1 - (y_true - y_pred).var() / y_true.var(), torch.nan)
 
 
-# ---------------------------------------------------------------- acting in numpy
-# For a 64-unit MLP on a handful of observations torch spends more time dispatching a call than computing it: acting
-# in numpy makes a CartPole run 1.26x (1.12-1.39) faster (median, range; benchmarks/speed.py --against torch-acting). The
-# numpy actor is read off Agent.actor at every rollout (a layer it cannot mirror is run by torch), and the log-prob of
-# every action it sampled is checked against the torch Agent's: an edited network acts as the one trained, or stops.
-NUMPY_ACTIVATIONS = {nn.Tanh: np.tanh, nn.ReLU: lambda x: np.maximum(x, 0.0), nn.Identity: lambda x: x}
-
-
-def numpy_forward(net: nn.Sequential):
-    """net as a numpy function, read off its layers (weights copied now), or through torch where it cannot be."""
-    ops = []
-    for layer in net if isinstance(net, nn.Sequential) else [net]:  # an edited actor may not be a Sequential
-        if isinstance(layer, nn.Linear) and layer.bias is not None:
-            w, b = (p.detach().cpu().numpy().copy() for p in (layer.weight.T, layer.bias))
-            ops.append(lambda x, w=w, b=b: x @ w + b)
-        elif type(layer) in NUMPY_ACTIVATIONS:
-            ops.append(NUMPY_ACTIVATIONS[type(layer)])
-        else:  # a layer with no numpy twin yet: act through the torch module (slower, same numbers)
-            return torch.inference_mode()(lambda x: net(torch.as_tensor(x, device=next(net.parameters()).device)).cpu().numpy())
-    return lambda x: functools.reduce(lambda h, op: op(h), ops, x)
-
-
-def sample_categorical(logits: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Exact sample of Categorical(logits) by the Gumbel-max trick, and its log-probability."""
-    shifted = logits - logits.max(-1, keepdims=True)
-    logp = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
-    action = np.argmax(logp + rng.gumbel(size=logp.shape), axis=-1)
-    return action, logp[np.arange(len(action)), action]
-
-
-def check_acting(numpy_logprob: np.ndarray, torch_logprob: torch.Tensor, tolerance: float = 1e-3) -> None:
-    """Stop if the numpy actor that sampled a rollout and the torch Agent disagree on its actions."""
-    if not (gap := np.abs(numpy_logprob.reshape(-1) - torch_logprob.detach().cpu().numpy()).max()) <= tolerance:
-        raise RuntimeError(f"the numpy actor and the torch Agent disagree on the rollout's log-probabilities by {gap:.3g}: "
-                           + ("the weights are no longer finite (training diverged)." if np.isnan(gap) else
-                              "sample_categorical mirrors the categorical of evaluate_actions; edit both alike."))
-
-
 # ---------------------------------------------------------------- training
 def main(args: Args) -> dict:
-    check_args(args)
+    state = check_args(args)
     torch.set_num_threads(args.torch_threads or torch.get_num_threads())
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)  # action sampling in the rollout
     torch.backends.cudnn.deterministic = args.torch_deterministic
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-    loaded = load_checkpoint(args.load_model, args.env_id, device) if args.load_model is not None else None
     run = Run(args)
-    if loaded is not None:
-        return run.finish(loaded, evaluate(loaded, args, device, run, global_step=0))
-
     envs = make_envs(args.env_id, args.num_envs, args.capture_video, run.dir)
     envs.action_space.seed(args.seed)
     obs_dim, n_actions = int(np.prod(envs.single_observation_space.shape)), int(envs.single_action_space.n)
     agent = Agent(obs_dim, n_actions).to(device)
+    if state is not None:  # --load-model: evaluate the saved agent, no training
+        agent.load_state_dict(state["model"])
     optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5, fused=True)
 
     batch_size = args.num_envs * args.num_steps
     minibatch_size = batch_size // args.num_minibatches
-    num_iterations = args.total_timesteps // batch_size
-    # Rollout storage, preallocated in numpy; it crosses to torch once per rollout, for one batched critic pass.
+    num_iterations = 0 if state else args.total_timesteps // batch_size
+    if args.total_timesteps % batch_size and not state:
+        print(f"--total-timesteps {args.total_timesteps:,} runs as {num_iterations} rollouts of {batch_size}.", flush=True)
+    # Rollout storage, preallocated in numpy; it crosses to torch once per rollout, for one batched pass of both networks.
     obs = np.zeros((args.num_steps, args.num_envs, obs_dim), dtype=np.float32)
     actions = np.zeros((args.num_steps, args.num_envs), dtype=np.int64)
-    logprobs, rewards, dones = (np.zeros((args.num_steps, args.num_envs), dtype=np.float32) for _ in range(3))
+    rewards, dones = (np.zeros((args.num_steps, args.num_envs), dtype=np.float32) for _ in range(2))
 
-    global_step, start_time, interrupted = 0, time.time(), False
+    global_step, start_time = 0, time.time()
     next_obs, _ = envs.reset(seed=args.seed)
     try:
         for iteration in range(1, num_iterations + 1):
@@ -283,12 +253,13 @@ def main(args: Args) -> dict:
                 optimizer.param_groups[0]["lr"] = args.learning_rate * (1.0 - (iteration - 1.0) / num_iterations)
 
             # ---- rollout
-            actor_np = numpy_forward(agent.actor)
             for step in range(args.num_steps):
                 global_step += args.num_envs
                 obs[step] = next_obs
-                actions[step], logprobs[step] = sample_categorical(actor_np(obs[step]), rng)
+                with torch.inference_mode():
+                    actions[step] = agent.policy(torch.from_numpy(obs[step]).to(device)).sample().cpu().numpy()
                 next_obs, reward, terminated, truncated, infos = envs.step(actions[step])
+                check_finite(global_step, observation=next_obs, reward=reward)  # before the policy samples from it
                 rewards[step], dones[step] = reward, terminated | truncated
                 # A time limit is not a real end: bootstrap with the value of the true final observation.
                 if (cut := truncated & ~terminated).any() and args.bootstrap_truncation:
@@ -297,12 +268,11 @@ def main(args: Args) -> dict:
                         rewards[step, cut] += args.gamma * agent.get_value(final_obs).cpu().numpy()
                 run.log_episodes(global_step, infos)
 
-            # ---- advantages, from one batched pass of the critic (and of the actor, which checks the acting)
+            # ---- advantages, from one batched pass that also gives pi_old's log-probabilities
             b_obs = torch.from_numpy(obs).to(device).reshape(batch_size, obs_dim)
             b_actions = torch.from_numpy(actions).to(device).reshape(-1)
             with torch.no_grad():
                 b_logprobs, _, b_values = agent.evaluate_actions(b_obs, b_actions)
-                check_acting(logprobs, b_logprobs)
                 next_value = agent.get_value(torch.as_tensor(next_obs, dtype=torch.float32, device=device))
                 advantages, returns = compute_gae(torch.from_numpy(rewards).to(device), b_values.view(args.num_steps, -1),
                                                   torch.from_numpy(dones).to(device), next_value, args.gamma, args.gae_lambda)
@@ -336,20 +306,18 @@ def main(args: Args) -> dict:
 
             # ---- logging (means over every minibatch of the update)
             pg, vl, ent, kl, cf, gn = torch.stack(stats).mean(0).tolist()
+            check_finite(global_step, policy_loss=pg, value_loss=vl, gradient_norm=gn)
             run.log(global_step, {
                 "charts/learning_rate": optimizer.param_groups[0]["lr"], "charts/SPS": global_step / (time.time() - start_time),
                 "losses/policy_loss": pg, "losses/value_loss": vl, "losses/entropy": ent, "losses/approx_kl": kl,
                 "losses/clipfrac": cf, "losses/grad_norm": gn,
                 "losses/explained_variance": explained_variance(b_values, b_returns),
                 "charts/advantage_mean": b_advantages.mean(), "charts/advantage_std": b_advantages.std()})
-    except KeyboardInterrupt:
-        interrupted = True
-        print(f"interrupted at step {global_step:,}", flush=True)
-    finally:
-        envs.close()
+    finally:  # also when stopped by SIGINT / SIGTERM or a non-finite number: the model first, then the environments
         if args.save_model:
-            save_checkpoint(os.path.join(run.dir, "model.pt"), agent, args, obs_dim, n_actions)
-    return run.finish(agent, [] if interrupted else evaluate(agent, args, device, run, global_step))
+            save_checkpoint(os.path.join(run.dir, "model.pt"), agent, args)
+        envs.close()
+    return run.finish(agent, evaluate(agent, args, device, run, global_step))
 
 
 # ---------------------------------------------------------------- run plumbing: logging, checkpoints, evaluation
@@ -358,20 +326,28 @@ class Run:
 
     def __init__(self, args: Args):
         base = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}".replace("/", "_")
-        os.makedirs(args.runs_dir, exist_ok=True)
-        for n in itertools.count(1):  # os.mkdir is atomic: two runs started in the same second never share one
-            self.dir = os.path.join(args.runs_dir, base if n == 1 else f"{base}_{n}")
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(self.dir)
-                break
+        try:
+            for n in itertools.count(1):  # atomic: two runs started in the same second never share one
+                self.dir = os.path.join(args.runs_dir, base if n == 1 else f"{base}_{n}")
+                with contextlib.suppress(FileExistsError):
+                    os.makedirs(self.dir)
+                    break
+        except OSError as e:
+            raise UsageError(f"cannot create a run directory in --runs-dir {args.runs_dir!r} ({e.strerror}).") from None
+        self.wandb = None
+        if args.track:  # wandb is imported only when tracking: it takes half a second
+            import wandb
+            try:
+                self.wandb = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args),
+                                        name=os.path.basename(self.dir), dir=self.dir)
+            except Exception as e:  # no login, no network: one line, and nothing of the run left behind
+                shutil.rmtree(self.dir)
+                raise UsageError(f"--track: wandb did not start ({type(e).__name__}); try `wandb login`.") from None
+            self.wandb.define_metric("*", step_metric="global_step")  # a row per call: one step's values never merge
         with open(os.path.join(self.dir, "args.json"), "w") as f:
             json.dump(asdict(args), f, indent=2)
         self.file = open(os.path.join(self.dir, "metrics.csv"), "w")
         self.file.write("global_step,wall_time,name,value\n")
-        if args.track:
-            import wandb  # only when tracking: it takes half a second to import
-        self.wandb = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args),
-                                name=os.path.basename(self.dir), dir=self.dir) if args.track else None
         self.total, self.episodic_returns, self.start, self.last_print = args.total_timesteps, [], time.time(), 0.0
         print(f"run directory: {self.dir}", flush=True)
 
@@ -381,7 +357,7 @@ class Run:
         self.file.writelines(f"{step},{wall:.3f},{name},{value}\n" for name, value in scalars.items())
         self.file.flush()
         if self.wandb is not None:
-            self.wandb.log(scalars, step=step)
+            self.wandb.log({**scalars, "global_step": step})
         if "charts/SPS" in scalars and time.time() - self.last_print > 2.0:
             self.last_print, sps = time.time(), max(scalars["charts/SPS"], 1.0)
             print(f"step {step:>9,}/{self.total:,} | {sps:>6,.0f} SPS | return (last 20) {self.recent():8.2f} | "
@@ -407,22 +383,33 @@ class Run:
         return dict(run_dir=self.dir, episodic_returns=self.episodic_returns, eval_returns=eval_returns, agent=agent, **extra)
 
 
-def save_checkpoint(path: str, agent: Agent, args: Args, obs_dim: int, n_actions: int) -> None:
-    state = {"script": "ppo.py", "env_id": args.env_id, "obs_dim": obs_dim, "n_actions": n_actions,
-             "args": asdict(args), "model": agent.state_dict()}
-    torch.save(state, path + ".tmp")
-    os.replace(path + ".tmp", path)  # atomic: a crash never leaves a half-written model.pt
+def check_finite(step: int, **quantities) -> None:
+    """Stop at the first non-finite loss, gradient norm, observation or reward (metrics.csv keeps what was logged)."""
+    for name, value in quantities.items():
+        if not np.isfinite(value).all():
+            raise FloatingPointError(f"the {name.replace('_', ' ')} is not finite at step {step:,}: training stopped.")
 
 
-def load_checkpoint(path: str, env_id: str, device: torch.device) -> Agent:
-    state = torch.load(path, map_location=device, weights_only=True)
+def save_checkpoint(path: str, agent: Agent, args: Args) -> None:
+    """Weights and arguments, written atomically (a crash never leaves half a model.pt); never non-finite weights."""
+    if all(p.isfinite().all() for p in agent.parameters()):
+        torch.save(dict(script="ppo.py", env_id=args.env_id, args=asdict(args), model=agent.state_dict()), path + ".tmp")
+        os.replace(path + ".tmp", path)
+
+
+def load_checkpoint(args: Args) -> dict:
+    """The checkpoint --load-model names; its run's environment and seed fill in --env-id and --seed if not given."""
+    try:
+        state = torch.load(args.load_model, map_location="cpu", weights_only=True)
+    except Exception as e:  # missing, empty, truncated, not a checkpoint at all
+        why = f"{type(e).__name__}: {e}".splitlines()[0].rstrip(": ")
+        raise UsageError(f"--load-model {args.load_model} cannot be read ({why}); pass a run's model.pt.") from None
     if not isinstance(state, dict) or state.get("script") != "ppo.py":
-        raise UsageError(f"{path} was not saved by ppo.py; load it with the script that trained it.")
-    if state["env_id"] != env_id:
-        raise UsageError(f"{path} was trained on {state['env_id']}, not {env_id}; pass --env-id {state['env_id']}.")
-    agent = Agent(state["obs_dim"], state["n_actions"]).to(device)
-    agent.load_state_dict(state["model"])
-    return agent
+        raise UsageError(f"{args.load_model} was not saved by ppo.py; load it with the script that trained it.")
+    if args.env_id not in (None, state["env_id"]):
+        raise UsageError(f"{args.load_model} was trained on {state['env_id']}, not {args.env_id}; leave --env-id out.")
+    args.env_id, args.seed = state["env_id"], state["args"]["seed"] if args.seed is None else args.seed
+    return state
 
 
 def evaluate(agent: Agent, args: Args, device: torch.device, run: Run, global_step: int) -> list[float]:
@@ -442,9 +429,19 @@ def evaluate(agent: Agent, args: Args, device: torch.device, run: Run, global_st
     return returns
 
 
+def raise_stopped(signum: int, frame) -> None:  # SIGINT (Ctrl-C) or SIGTERM, wherever the run is: main keeps the model
+    raise KeyboardInterrupt(signum)  # carries the signal's number, for the exit status
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, raise_stopped)
+    signal.signal(signal.SIGTERM, raise_stopped)
     try:
         main(tyro.cli(Args))
-    except UsageError as e:  # one line and status 2, as argparse and tyro report a bad flag
+    except (UsageError, FloatingPointError) as e:  # one line; status 2 for a bad flag, environment or checkpoint
         print(f"ppo.py: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(2 if isinstance(e, UsageError) else 1)
+    except KeyboardInterrupt as e:  # exit status 128 + the signal's number, as a shell reports it
+        print(f"ppo.py: stopped by {signal.Signals(e.args[0]).name}; metrics.csv is kept, and model.pt with "
+              "--save-model.", file=sys.stderr)
+        sys.exit(128 + e.args[0])

@@ -1,10 +1,7 @@
 """PPO for continuous actions: Gaussian policy, clipped surrogate, GAE, observation and reward normalization.
 
-Proximal Policy Optimization collects `num_steps` transitions from each of `num_envs` environments with a diagonal
-Gaussian policy N(mu(s), exp(log_std)^2) (state-independent log-std; its log-density and entropy in
-Agent.evaluate_actions), estimates advantages with GAE and takes `update_epochs` passes of minibatch steps on the
-clipped surrogate. Observations and rewards are normalized by running statistics shared by all environments, saved
-with the weights and frozen at evaluation. With rho_t = pi(a_t|s_t) / pi_old(a_t|s_t), each line names its function:
+ppo.py with a diagonal Gaussian policy N(mu(s), exp(log_std)^2) (state-independent log-std) and observations and rewards
+normalized by running statistics shared by all envs, saved, frozen at evaluation; rho_t = pi(a_t|s_t) / pi_old(a_t|s_t):
 
     o_t     = clip((s_t - mean_obs) / sqrt(var_obs + 1e-8), -10, 10)                        normalize_obs
     r~_t    = clip(r_t / sqrt(var(G) + 1e-8), -10, 10),   G_t = gamma G_{t-1} + r_t (0 at a done)   scale_reward
@@ -15,25 +12,26 @@ with the weights and frozen at evaluation. With rho_t = pi(a_t|s_t) / pi_old(a_t
     L       = L_clip - ent_coef * mean(H[pi(.|s_t)]) + vf_coef * L_V                            ppo_loss
     KL(pi_old || pi) ~ mean( (rho_t - 1) - log rho_t )              (the k3 estimator)           approx_kl
 
-Papers: Schulman et al. 2017, "Proximal Policy Optimization Algorithms"; Schulman et al. 2016 (GAE);
-Andrychowicz et al. 2021, "What Matters in On-Policy RL" (normalization, state-independent log-std).
-Differences from the paper: a time-limit truncation is not the end of the return — its scaled reward is bootstrapped
-with gamma * V(true final observation, normalized); the sampled action is clipped to the bounds only when sent to the
-environment (the log-probability is of the unclipped sample); the value loss is clipped; advantages are normalized per
-minibatch (--norm-adv). Box observations are flattened and Discrete ones one-hot, as in Stable-Baselines3.
+Papers: Schulman et al. 2017 (PPO), 2016 (GAE); Andrychowicz et al. 2021 (normalization, state-independent log-std).
+Differences from the paper: a truncation's scaled reward is bootstrapped with gamma * V(normalized true final obs); the
+loss sees the unclipped action (clipped only in the environment); value-loss clipping; per-minibatch advantage normalization.
 
 Run:  python ppo_continuous.py --env-id HalfCheetah-v5   (evaluate a saved model: --load-model runs/.../model.pt)
 """
 
 # ---------------------------------------------------------------- imports
 import contextlib
+import functools
 import itertools
 import json
 import math
 import os
 import random
+import shutil
+import signal
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass
 
 import gymnasium as gym
@@ -48,7 +46,7 @@ from gymnasium.wrappers.utils import RunningMeanStd  # Chan et al.'s parallel me
 @dataclass
 class Args:
     exp_name: str = "ppo_continuous"  # the name of this experiment (part of the run directory's name)
-    seed: int = 1  # seed of random, numpy, torch and the environments
+    seed: int | None = None  # seed of random, numpy, torch and the environments (1; with --load-model the run's)
     torch_deterministic: bool = True  # set torch.backends.cudnn.deterministic
     cuda: bool = True  # use CUDA when it is available
     track: bool = False  # mirror the logged scalars to Weights & Biases
@@ -61,7 +59,7 @@ class Args:
     runs_dir: str = "runs"  # where run directories are created
     torch_threads: int = 1  # CPU threads for torch (0 keeps torch's default); one is fastest for these small networks
 
-    env_id: str = "HalfCheetah-v5"  # the gymnasium id of the environment (continuous actions)
+    env_id: str | None = None  # gymnasium id, continuous actions (HalfCheetah-v5; with --load-model the run's own)
     total_timesteps: int = 1_000_000  # total environment steps of the experiment
     learning_rate: float = 3e-4  # the Adam learning rate
     num_envs: int = 1  # number of parallel environments
@@ -78,31 +76,38 @@ class Args:
     vf_coef: float = 0.5  # coefficient of the value loss
     max_grad_norm: float = 0.5  # maximum global gradient norm
     target_kl: float | None = None  # stop the update after an epoch whose mean approx KL exceeds this
-    norm_obs: bool = True  # normalize observations with running statistics (saved in model.pt, frozen at evaluation)
-    norm_reward: bool = True  # scale rewards by the running std of the discounted return
 
 
 class UsageError(ValueError):
     """A bad argument, environment or checkpoint: `python ppo_continuous.py` reports it in one line and exits with status 2."""
 
 
-def check_args(args: Args) -> None:
-    """Refuse bad arguments, or spaces this script cannot handle, with one clear sentence before anything is built."""
+def check_args(args: Args) -> dict | None:
+    """Refuse bad arguments, checkpoints or spaces with one sentence before anything is built; returns the checkpoint."""
+    state = load_checkpoint(args) if args.load_model is not None else None  # it fills in --env-id and --seed if not given
+    args.env_id, args.seed = args.env_id or "HalfCheetah-v5", 1 if args.seed is None else args.seed
     batch = args.num_envs * args.num_steps
-    for bad, problem in [
-        (min(args.num_envs, args.num_steps, args.update_epochs) < 1, "--num-envs, --num-steps, --update-epochs must be >= 1."),
-        (args.num_minibatches < 1 or batch % args.num_minibatches, f"num_envs * num_steps = {batch} is not divisible by "
-         f"--num-minibatches {args.num_minibatches}; choose a number of minibatches that divides it."),
-        (args.load_model is None and args.total_timesteps < batch, f"--total-timesteps {args.total_timesteps} is smaller "
-         f"than one rollout (num_envs * num_steps = {batch}); raise it or shrink the rollout."),
-        (not args.learning_rate > 0, f"--learning-rate must be positive (got {args.learning_rate})."),
-        (not 0 <= args.seed < 2**32 or args.eval_episodes < 0, f"--seed must be in [0, 2**32) and --eval-episodes "
-         f"must be 0 or more (got {args.seed}, {args.eval_episodes})."),
-        (args.load_model is not None and not os.path.isfile(args.load_model), f"--load-model {args.load_model} does "
-         "not exist; pass the model.pt of a run made with --save-model."),
+    for bad, problem in [  # every comparison with NaN is False: NaN fails every range
+        (min(args.num_envs, args.num_steps, args.update_epochs) < 1, "--num-envs, --num-steps, --update-epochs must be >= 1"),
+        (args.num_minibatches < 1 or batch % args.num_minibatches, f"--num-minibatches must divide the rollout, {batch}"),
+        (args.load_model is None and args.total_timesteps < batch, f"--total-timesteps must cover one rollout ({batch} steps)"),
+        (not 0 < args.learning_rate < math.inf, f"--learning-rate must be positive and finite (got {args.learning_rate})"),
+        (not 0 < args.clip_coef < math.inf, f"--clip-coef must be positive and finite (got {args.clip_coef})"),
+        (not args.max_grad_norm > 0, f"--max-grad-norm must be positive (inf: no clipping; got {args.max_grad_norm})"),
+        (not (0 <= args.gamma <= 1 and 0 <= args.gae_lambda <= 1), f"--gamma and --gae-lambda must lie in [0, 1] (got "
+         f"{args.gamma}, {args.gae_lambda})"),
+        (not (0 <= args.ent_coef < math.inf and 0 <= args.vf_coef < math.inf), "--ent-coef and --vf-coef must be finite and "
+         f">= 0 (got {args.ent_coef}, {args.vf_coef})"),
+        (not (args.target_kl is None or args.target_kl >= 0), f"--target-kl must be >= 0 (got {args.target_kl})"),
+        (not 0 <= args.seed < 2**32, f"--seed must be in [0, 2**32) (got {args.seed})"),
+        (min(args.eval_episodes, args.torch_threads) < 0, "--eval-episodes and --torch-threads must be >= 0"),
     ]:
         if bad:
-            raise UsageError(problem)
+            raise UsageError(f"{problem}.")
+    os.environ.setdefault("MUJOCO_GL", "egl" if sys.platform == "linux" else "glfw")  # Linux: video without a display
+    with contextlib.suppress(ImportError):  # MuJoCo's warnings as Python's, each once, not lines in ./MUJOCO_LOG.TXT
+        import mujoco  # (after MUJOCO_GL, which it reads at import)
+        mujoco.set_mju_user_warning(functools.cache(lambda message: warnings.warn(message, RuntimeWarning)))
     try:
         env = gym.make(args.env_id, disable_env_checker=True)
     except gym.error.Error as e:  # an unknown id, or a missing package (the message names the pip command)
@@ -119,21 +124,19 @@ def check_args(args: Args) -> None:
     ]:
         if bad:
             raise UsageError(problem)
+    return state
 
 
 # ---------------------------------------------------------------- environments
 def make_envs(env_id: str, num_envs: int, capture_video: bool = False, run_dir: str = ".") -> gym.vector.VectorEnv:
-    # SAME_STEP autoreset: the observation returned with done=True already belongs to the next episode and the
-    # true final observation is in infos["final_obs"], so no transition the autoreset invents is ever stored.
+    # SAME_STEP autoreset: the true final observation of a done step is in infos["final_obs"]; no invented transition is stored.
     def make_env(idx: int):  # no passive env checker (it stays in every step's call chain); a time limit if none
         kwargs = dict(disable_env_checker=True, max_episode_steps=gym.spec(env_id).max_episode_steps or 10_000)
-        if capture_video and idx == 0:
-            env = gym.wrappers.RecordVideo(gym.make(env_id, render_mode="rgb_array", **kwargs), f"{run_dir}/videos")
-        else:
-            env = gym.make(env_id, **kwargs)
+        env = (gym.wrappers.RecordVideo(gym.make(env_id, render_mode="rgb_array", **kwargs), f"{run_dir}/videos")
+               if capture_video and idx == 0 else gym.make(env_id, **kwargs))
         if not (isinstance(env.observation_space, gym.spaces.Box) and len(env.observation_space.shape) == 1):
             env = gym.wrappers.FlattenObservation(env)  # a Box of any shape to a vector, Discrete to one-hot
-        return gym.wrappers.RecordEpisodeStatistics(env)
+        return gym.wrappers.RecordEpisodeStatistics(gym.wrappers.ClipAction(env))  # the loss sees the unclipped action
     return gym.vector.SyncVectorEnv([lambda i=i: make_env(i) for i in range(num_envs)],
                                     autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
 
@@ -155,26 +158,24 @@ class Agent(nn.Module):
 
     def __init__(self, obs_dim: int, act_dim: int):
         super().__init__()
-        self.critic = mlp(obs_dim, 1, out_std=1.0)
-        self.actor_mean = mlp(obs_dim, act_dim, out_std=0.01)
+        self.critic, self.actor_mean = mlp(obs_dim, 1, out_std=1.0), mlp(obs_dim, act_dim, out_std=0.01)
         self.actor_logstd = nn.Parameter(torch.zeros(1, act_dim))
 
     def get_value(self, x: torch.Tensor) -> torch.Tensor:
         return self.critic(x).squeeze(-1)
 
+    def policy(self, x: torch.Tensor) -> torch.distributions.Distribution:  # N(mu(s), exp(log_std)^2) over the action vector
+        normal = torch.distributions.Normal(self.actor_mean(x), self.actor_logstd.exp(), validate_args=False)
+        return torch.distributions.Independent(normal, 1, validate_args=False)  # log-prob and entropy: sums over dimensions
+
     def evaluate_actions(self, x: torch.Tensor, action: torch.Tensor):
-        """log pi(a|s) of the given actions, the entropy of pi(.|s) (both summed over action dimensions), and V(s)."""
-        mean = self.actor_mean(x)
-        log_std = self.actor_logstd.expand_as(mean)
-        logprob = (-0.5 * ((action - mean) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-        return logprob, (0.5 + 0.5 * math.log(2 * math.pi) + log_std).sum(-1), self.get_value(x)
+        pi = self.policy(x)
+        return pi.log_prob(action), pi.entropy(), self.get_value(x)
 
 
 # ---------------------------------------------------------------- the algorithm's math
-def normalize_obs(obs_rms: RunningMeanStd | None, obs: np.ndarray, update: bool = False) -> np.ndarray:
-    """o_t, with the statistics updated by this batch first when `update`; without statistics, s_t as float32."""
-    if obs_rms is None:
-        return obs.astype(np.float32)
+def normalize_obs(obs_rms: RunningMeanStd, obs: np.ndarray, update: bool = False) -> np.ndarray:
+    """o_t, with the statistics updated by this batch first when `update`; one set of statistics serves all envs."""
     if update:
         obs_rms.update(obs)
     return np.clip((obs - obs_rms.mean) / np.sqrt(obs_rms.var + 1e-8), -10.0, 10.0).astype(np.float32)
@@ -193,8 +194,7 @@ def compute_gae(rewards, values, dones, next_value, gamma: float, gae_lambda: fl
     next_values = torch.cat([values[1:], next_value[None]])
     deltas = rewards + gamma * next_values * not_done - values
     decay = gamma * gae_lambda * not_done
-    advantages = torch.zeros_like(rewards)
-    last = torch.zeros_like(next_value)
+    advantages, last = torch.zeros_like(rewards), torch.zeros_like(next_value)
     for t in reversed(range(rewards.shape[0])):
         last = advantages[t] = deltas[t] + decay[t] * last
     return advantages, advantages + values
@@ -203,8 +203,7 @@ def compute_gae(rewards, values, dones, next_value, gamma: float, gae_lambda: fl
 def clipped_surrogate_loss(newlogprob, oldlogprob, advantages, clip_coef: float) -> torch.Tensor:
     """-mean(min(r * A, clip(r, 1 - eps, 1 + eps) * A)), written as the max of the negated terms."""
     ratio = (newlogprob - oldlogprob).exp()
-    unclipped = -advantages * ratio
-    clipped = -advantages * torch.clamp(ratio, 1.0 - clip_coef, 1.0 + clip_coef)
+    unclipped, clipped = -advantages * ratio, -advantages * torch.clamp(ratio, 1.0 - clip_coef, 1.0 + clip_coef)
     return torch.max(unclipped, clipped).mean()
 
 
@@ -218,13 +217,11 @@ def value_loss(newvalue, oldvalue, returns, clip_coef: float | None) -> torch.Te
 
 
 def ppo_loss(pg_loss, v_loss, entropy_mean, ent_coef: float, vf_coef: float) -> torch.Tensor:
-    """The one objective of the shared optimizer: L_clip - ent_coef * mean(entropy) + vf_coef * L_V."""
-    return pg_loss - ent_coef * entropy_mean + vf_coef * v_loss
+    return pg_loss - ent_coef * entropy_mean + vf_coef * v_loss  # one objective: actor and critic share the optimizer
 
 
 def approx_kl(logratio: torch.Tensor) -> torch.Tensor:
-    """k3 estimator of KL(pi_old || pi) from samples of pi_old: mean((r - 1) - log r), unbiased and >= 0."""
-    return ((logratio.exp() - 1) - logratio).mean()
+    return ((logratio.exp() - 1) - logratio).mean()  # k3: unbiased for KL(pi_old || pi) on pi_old's samples, and >= 0
 
 
 def explained_variance(y_pred: torch.Tensor, y_true: torch.Tensor) -> torch.Tensor:
@@ -234,67 +231,55 @@ def explained_variance(y_pred: torch.Tensor, y_true: torch.Tensor) -> torch.Tens
 
 # ---------------------------------------------------------------- training
 def main(args: Args) -> dict:
-    check_args(args)
+    state = check_args(args)
     torch.set_num_threads(args.torch_threads or torch.get_num_threads())
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     torch.backends.cudnn.deterministic = args.torch_deterministic
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-    loaded = load_checkpoint(args.load_model, args.env_id, device) if args.load_model is not None else None
     run = Run(args)
-    if loaded is not None:
-        return run.finish(loaded[0], evaluate(*loaded, args, device, run, global_step=0), obs_rms=loaded[1])
-
     envs = make_envs(args.env_id, args.num_envs, args.capture_video, run.dir)
     envs.action_space.seed(args.seed)
     obs_dim, act_dim = envs.single_observation_space.shape[0], envs.single_action_space.shape[0]
-    low, high = envs.single_action_space.low, envs.single_action_space.high
     agent = Agent(obs_dim, act_dim).to(device)
+    obs_rms, return_rms, discounted = RunningMeanStd(shape=(obs_dim,)), RunningMeanStd(shape=()), np.zeros(args.num_envs)
+    if state is not None:  # --load-model: evaluate the saved agent with the statistics it was trained with, no training
+        agent.load_state_dict(state["model"])
+        vars(obs_rms).update({k: v.numpy() for k, v in state["obs_rms"].items()})
     optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5, fused=True)
-    # Normalization is no wrapper: one set of statistics serves all envs; the discounted return G is tracked per env.
-    obs_rms = RunningMeanStd(shape=(obs_dim,)) if args.norm_obs else None
-    return_rms = RunningMeanStd(shape=()) if args.norm_reward else None
-    discounted = np.zeros(args.num_envs)
-
     batch_size = args.num_envs * args.num_steps
-    minibatch_size = batch_size // args.num_minibatches
-    num_iterations = args.total_timesteps // batch_size
-    # Rollout storage, preallocated in numpy; it crosses to torch once per rollout.
-    obs = np.zeros((args.num_steps, args.num_envs, obs_dim), dtype=np.float32)
-    actions = np.zeros((args.num_steps, args.num_envs, act_dim), dtype=np.float32)
+    num_iterations = 0 if state else args.total_timesteps // batch_size
+    if args.total_timesteps % batch_size and not state:
+        print(f"--total-timesteps {args.total_timesteps:,} runs as {num_iterations} rollouts of {batch_size}.", flush=True)
+    obs, actions = (np.zeros((args.num_steps, args.num_envs, dim), dtype=np.float32) for dim in (obs_dim, act_dim))
     rewards, dones = (np.zeros((args.num_steps, args.num_envs), dtype=np.float32) for _ in range(2))
 
-    global_step, start_time, interrupted = 0, time.time(), False
-    next_obs = normalize_obs(obs_rms, envs.reset(seed=args.seed)[0], update=True)
+    global_step, start_time = 0, time.time()
+    next_obs = normalize_obs(obs_rms, envs.reset(seed=args.seed)[0], update=state is None)  # a loaded run's stay as saved
     try:
         for iteration in range(1, num_iterations + 1):
             if args.anneal_lr:
                 optimizer.param_groups[0]["lr"] = args.learning_rate * (1.0 - (iteration - 1.0) / num_iterations)
 
-            # ---- rollout
-            for step in range(args.num_steps):
-                global_step += args.num_envs
-                obs[step] = next_obs
-                with torch.inference_mode():
-                    mean = agent.actor_mean(torch.from_numpy(next_obs).to(device))
-                    actions[step] = (mean + agent.actor_logstd.exp() * torch.randn_like(mean)).cpu().numpy()
-                raw_obs, reward, terminated, truncated, infos = envs.step(np.clip(actions[step], low, high))
-                done = terminated | truncated
-                if return_rms is not None:
-                    reward, discounted = scale_reward(reward, discounted, done, return_rms, args.gamma)
-                rewards[step], dones[step] = reward, done
-                # A time limit is not a real end: bootstrap with the value of the true final observation.
-                if (cut := truncated & ~terminated).any():
-                    final_obs = normalize_obs(obs_rms, np.stack(infos["final_obs"][cut]))
-                    with torch.inference_mode():
+            # ---- rollout (acting builds no autograd graph)
+            with torch.inference_mode():
+                for step in range(args.num_steps):
+                    global_step += args.num_envs
+                    obs[step] = next_obs
+                    actions[step] = agent.policy(torch.from_numpy(next_obs).to(device)).sample().cpu().numpy()
+                    raw_obs, reward, terminated, truncated, infos = envs.step(actions[step])
+                    check_finite(global_step, observation=raw_obs, reward=reward)  # before they reach the statistics
+                    dones[step] = done = terminated | truncated
+                    rewards[step], discounted = scale_reward(reward, discounted, done, return_rms, args.gamma)
+                    if (cut := truncated & ~terminated).any():  # a time limit is no real end: bootstrap with V(true final obs)
+                        final_obs = normalize_obs(obs_rms, np.stack(infos["final_obs"][cut]))
                         rewards[step, cut] += args.gamma * agent.get_value(torch.from_numpy(final_obs).to(device)).cpu().numpy()
-                next_obs = normalize_obs(obs_rms, raw_obs, update=True)
-                run.log_episodes(global_step, infos)
+                    next_obs = normalize_obs(obs_rms, raw_obs, update=True)
+                    run.log_episodes(global_step, infos)
 
-            # ---- advantages, from one batched pass of the critic (the actor's pass gives pi_old's log-probabilities)
-            b_obs = torch.from_numpy(obs).to(device).reshape(batch_size, obs_dim)
-            b_actions = torch.from_numpy(actions).to(device).reshape(batch_size, act_dim)
+            # ---- advantages: the rollout crosses to torch once, for one batched pass that also gives pi_old's log-probabilities
+            b_obs, b_actions = (torch.from_numpy(x).to(device).flatten(0, 1) for x in (obs, actions))  # (steps * envs, dim)
             with torch.no_grad():
                 b_logprobs, _, b_values = agent.evaluate_actions(b_obs, b_actions)
                 next_value = agent.get_value(torch.from_numpy(next_obs).to(device))
@@ -305,46 +290,37 @@ def main(args: Args) -> dict:
             # ---- update
             stats = []  # per minibatch: policy loss, value loss, entropy, approx KL, clip fraction, grad norm
             for epoch in range(args.update_epochs):
-                b_inds = torch.randperm(batch_size, device=device)
-                for start in range(0, batch_size, minibatch_size):
-                    mb = b_inds[start:start + minibatch_size]
+                for mb in torch.randperm(batch_size, device=device).chunk(args.num_minibatches):
                     newlogprob, entropy, newvalue = agent.evaluate_actions(b_obs[mb], b_actions[mb])
                     mb_logprob, mb_adv = b_logprobs[mb], b_advantages[mb]
-                    if args.norm_adv:
-                        mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
+                    mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8) if args.norm_adv else mb_adv
                     pg_loss = clipped_surrogate_loss(newlogprob, mb_logprob, mb_adv, args.clip_coef)
                     v_loss = value_loss(newvalue, b_values[mb], b_returns[mb], args.clip_coef if args.clip_vloss else None)
                     entropy_mean = entropy.mean()
                     loss = ppo_loss(pg_loss, v_loss, entropy_mean, args.ent_coef, args.vf_coef)
-
                     optimizer.zero_grad()
                     loss.backward()
                     grad_norm = nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
                     optimizer.step()
-                    with torch.no_grad():
-                        logratio = newlogprob - mb_logprob
-                        clipfrac = ((logratio.exp() - 1.0).abs() > args.clip_coef).float().mean()
-                        stats.append(torch.stack([pg_loss, v_loss, entropy_mean, approx_kl(logratio), clipfrac, grad_norm]))
+                    logratio = (newlogprob - mb_logprob).detach()
+                    clipfrac = ((logratio.exp() - 1.0).abs() > args.clip_coef).float().mean()
+                    stats.append(torch.stack([pg_loss, v_loss, entropy_mean, approx_kl(logratio), clipfrac, grad_norm]).detach())
                 if args.target_kl is not None and torch.stack(stats[-args.num_minibatches:])[:, 3].mean() > args.target_kl:
                     break
 
             # ---- logging (means over every minibatch of the update)
             pg, vl, ent, kl, cf, gn = torch.stack(stats).mean(0).tolist()
-            run.log(global_step, {
-                "charts/learning_rate": optimizer.param_groups[0]["lr"], "charts/SPS": global_step / (time.time() - start_time),
-                "losses/policy_loss": pg, "losses/value_loss": vl, "losses/entropy": ent, "losses/approx_kl": kl,
-                "losses/clipfrac": cf, "losses/grad_norm": gn,
-                "losses/explained_variance": explained_variance(b_values, b_returns),
-                "charts/advantage_mean": b_advantages.mean(), "charts/advantage_std": b_advantages.std()})
-    except KeyboardInterrupt:
-        interrupted = True
-        print(f"interrupted at step {global_step:,}", flush=True)
-    finally:
-        envs.close()
+            check_finite(global_step, policy_loss=pg, value_loss=vl, gradient_norm=gn)
+            run.log(global_step, {"charts/learning_rate": optimizer.param_groups[0]["lr"],
+                                  "charts/SPS": global_step / (time.time() - start_time), "losses/policy_loss": pg,
+                                  "losses/value_loss": vl, "losses/entropy": ent, "losses/approx_kl": kl, "losses/clipfrac": cf,
+                                  "losses/grad_norm": gn, "losses/explained_variance": explained_variance(b_values, b_returns),
+                                  "charts/advantage_mean": b_advantages.mean(), "charts/advantage_std": b_advantages.std()})
+    finally:  # also when stopped by SIGINT / SIGTERM or a non-finite number: the model first, then the environments
         if args.save_model:
-            save_checkpoint(os.path.join(run.dir, "model.pt"), agent, obs_rms, args, obs_dim, act_dim)
-    eval_returns = [] if interrupted else evaluate(agent, obs_rms, args, device, run, global_step)
-    return run.finish(agent, eval_returns, obs_rms=obs_rms, return_rms=return_rms)
+            save_checkpoint(os.path.join(run.dir, "model.pt"), agent, obs_rms, args)
+        envs.close()
+    return run.finish(agent, evaluate(agent, obs_rms, args, device, run, global_step), obs_rms=obs_rms, return_rms=return_rms)
 
 
 # ---------------------------------------------------------------- run plumbing: logging, checkpoints, evaluation
@@ -353,20 +329,28 @@ class Run:
 
     def __init__(self, args: Args):
         base = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}".replace("/", "_")
-        os.makedirs(args.runs_dir, exist_ok=True)
-        for n in itertools.count(1):  # os.mkdir is atomic: two runs started in the same second never share one
-            self.dir = os.path.join(args.runs_dir, base if n == 1 else f"{base}_{n}")
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(self.dir)
-                break
+        try:
+            for n in itertools.count(1):  # atomic: two runs started in the same second never share one
+                self.dir = os.path.join(args.runs_dir, base if n == 1 else f"{base}_{n}")
+                with contextlib.suppress(FileExistsError):
+                    os.makedirs(self.dir)
+                    break
+        except OSError as e:
+            raise UsageError(f"cannot create a run directory in --runs-dir {args.runs_dir!r} ({e.strerror}).") from None
+        self.wandb = None
+        if args.track:  # wandb is imported only when tracking: it takes half a second
+            import wandb
+            try:
+                self.wandb = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args),
+                                        name=os.path.basename(self.dir), dir=self.dir)
+            except Exception as e:  # no login, no network: one line, and nothing of the run left behind
+                shutil.rmtree(self.dir)
+                raise UsageError(f"--track: wandb did not start ({type(e).__name__}); try `wandb login`.") from None
+            self.wandb.define_metric("*", step_metric="global_step")  # a row per call: one step's values never merge
         with open(os.path.join(self.dir, "args.json"), "w") as f:
             json.dump(asdict(args), f, indent=2)
         self.file = open(os.path.join(self.dir, "metrics.csv"), "w")
         self.file.write("global_step,wall_time,name,value\n")
-        if args.track:
-            import wandb  # only when tracking: it takes half a second to import
-        self.wandb = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args),
-                                name=os.path.basename(self.dir), dir=self.dir) if args.track else None
         self.total, self.episodic_returns, self.start, self.last_print = args.total_timesteps, [], time.time(), 0.0
         print(f"run directory: {self.dir}", flush=True)
 
@@ -376,7 +360,7 @@ class Run:
         self.file.writelines(f"{step},{wall:.3f},{name},{value}\n" for name, value in scalars.items())
         self.file.flush()
         if self.wandb is not None:
-            self.wandb.log(scalars, step=step)
+            self.wandb.log({**scalars, "global_step": step})
         if "charts/SPS" in scalars and time.time() - self.last_print > 2.0:
             self.last_print, sps = time.time(), max(scalars["charts/SPS"], 1.0)
             print(f"step {step:>9,}/{self.total:,} | {sps:>6,.0f} SPS | return (last 20) {self.recent():8.2f} | "
@@ -402,27 +386,34 @@ class Run:
         return dict(run_dir=self.dir, episodic_returns=self.episodic_returns, eval_returns=eval_returns, agent=agent, **extra)
 
 
-def save_checkpoint(path: str, agent: Agent, obs_rms, args: Args, obs_dim: int, act_dim: int) -> None:
-    state = {"script": "ppo_continuous.py", "env_id": args.env_id, "obs_dim": obs_dim, "act_dim": act_dim,
-             "args": asdict(args), "model": agent.state_dict(),
-             "obs_rms": obs_rms and {k: torch.as_tensor(v) for k, v in vars(obs_rms).items()}}
-    torch.save(state, path + ".tmp")
-    os.replace(path + ".tmp", path)  # atomic: a crash never leaves a half-written model.pt
+def check_finite(step: int, **quantities) -> None:
+    """Stop at the first non-finite loss, gradient norm, observation or reward (metrics.csv keeps what was logged)."""
+    for name, value in quantities.items():
+        if not np.isfinite(value).all():
+            raise FloatingPointError(f"the {name.replace('_', ' ')} is not finite at step {step:,}: training stopped.")
 
 
-def load_checkpoint(path: str, env_id: str, device: torch.device) -> tuple[Agent, RunningMeanStd | None]:
-    """The agent and the observation statistics it was trained with (None if trained without --norm-obs)."""
-    state = torch.load(path, map_location=device, weights_only=True)
+def save_checkpoint(path: str, agent: Agent, obs_rms: RunningMeanStd, args: Args) -> None:
+    """Weights, observation statistics and arguments, written atomically; never non-finite weights."""
+    if all(p.isfinite().all() for p in agent.parameters()):
+        torch.save(dict(script="ppo_continuous.py", env_id=args.env_id, args=asdict(args), model=agent.state_dict(),
+                        obs_rms={k: torch.as_tensor(v, dtype=torch.float64) for k, v in vars(obs_rms).items()}), path + ".tmp")
+        os.replace(path + ".tmp", path)
+
+
+def load_checkpoint(args: Args) -> dict:
+    """The checkpoint --load-model names; its run's environment and seed fill in --env-id and --seed if not given."""
+    try:
+        state = torch.load(args.load_model, map_location="cpu", weights_only=True)
+    except Exception as e:  # missing, empty, truncated, not a checkpoint at all
+        why = f"{type(e).__name__}: {e}".splitlines()[0].rstrip(": ")
+        raise UsageError(f"--load-model {args.load_model} cannot be read ({why}); pass a run's model.pt.") from None
     if not isinstance(state, dict) or state.get("script") != "ppo_continuous.py":
-        raise UsageError(f"{path} was not saved by ppo_continuous.py; load it with the script that trained it.")
-    if state["env_id"] != env_id:
-        raise UsageError(f"{path} was trained on {state['env_id']}, not {env_id}; pass --env-id {state['env_id']}.")
-    agent = Agent(state["obs_dim"], state["act_dim"]).to(device)
-    agent.load_state_dict(state["model"])
-    obs_rms = RunningMeanStd() if state["obs_rms"] is not None else None
-    if obs_rms is not None:
-        vars(obs_rms).update({k: v.cpu().numpy() for k, v in state["obs_rms"].items()})
-    return agent, obs_rms
+        raise UsageError(f"{args.load_model} was not saved by ppo_continuous.py; load it with the script that trained it.")
+    if args.env_id not in (None, state["env_id"]):
+        raise UsageError(f"{args.load_model} was trained on {state['env_id']}, not {args.env_id}; leave --env-id out.")
+    args.env_id, args.seed = state["env_id"], state["args"]["seed"] if args.seed is None else args.seed
+    return state
 
 
 def evaluate(agent: Agent, obs_rms, args: Args, device: torch.device, run: Run, global_step: int) -> list[float]:
@@ -432,9 +423,8 @@ def evaluate(agent: Agent, obs_rms, args: Args, device: torch.device, run: Run, 
     envs = make_envs(args.env_id, args.eval_episodes)
     obs, _ = envs.reset(seed=args.seed + 100_000)
     while not all(env.episode_count for env in envs.envs):  # each env's RecordEpisodeStatistics
-        with torch.inference_mode():
-            action = agent.actor_mean(torch.as_tensor(normalize_obs(obs_rms, obs), device=device))
-        obs = envs.step(np.clip(action.cpu().numpy(), envs.single_action_space.low, envs.single_action_space.high))[0]
+        with torch.inference_mode():  # the mean action, on observations normalized with the frozen statistics
+            obs = envs.step(agent.actor_mean(torch.as_tensor(normalize_obs(obs_rms, obs), device=device)).cpu().numpy())[0]
     envs.close()
     returns = [float(env.return_queue[0]) for env in envs.envs]
     for r in returns:
@@ -442,9 +432,19 @@ def evaluate(agent: Agent, obs_rms, args: Args, device: torch.device, run: Run, 
     return returns
 
 
+def raise_stopped(signum: int, frame) -> None:  # SIGINT (Ctrl-C) or SIGTERM, wherever the run is: main keeps the model
+    raise KeyboardInterrupt(signum)  # carries the signal's number, for the exit status
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, raise_stopped)
+    signal.signal(signal.SIGTERM, raise_stopped)
     try:
         main(tyro.cli(Args))
-    except UsageError as e:  # one line and status 2, as argparse and tyro report a bad flag
+    except (UsageError, FloatingPointError) as e:  # one line; status 2 for a bad flag, environment or checkpoint
         print(f"ppo_continuous.py: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(2 if isinstance(e, UsageError) else 1)
+    except KeyboardInterrupt as e:  # exit status 128 + the signal's number, as a shell reports it
+        print(f"ppo_continuous.py: stopped by {signal.Signals(e.args[0]).name}; metrics.csv is kept, and model.pt with "
+              "--save-model.", file=sys.stderr)
+        sys.exit(128 + e.args[0])

@@ -1,9 +1,8 @@
 """SAC for continuous actions: twin soft Q-networks, a tanh-squashed Gaussian actor, automatic entropy tuning.
 
-Soft Actor-Critic maximizes return plus alpha times the policy's entropy, off-policy from a replay buffer. Two
-Q-networks and their polyak-averaged targets fight overestimation; the actor samples a = bias + scale * tanh(u),
-u ~ N(mu(s), sigma(s)^2), so actions stay inside the (possibly asymmetric) bounds. With a ~ pi(.|s) (reparameterized)
-and a' ~ pi(.|s'), each line is the function on its right:
+Soft Actor-Critic maximizes return plus alpha times the policy's entropy, off-policy from a replay buffer; two Q-networks
+and their polyak-averaged targets fight overestimation, and actions a = bias + scale * tanh(u), u ~ N(mu(s), sigma(s)^2)
+stay inside the (possibly asymmetric) bounds. With a ~ pi(.|s) (reparameterized), a' ~ pi(.|s'), each line names its function:
 
     log pi(a|s) = sum_j [ log N(u_j; mu_j, sigma_j) - log(scale_j * (1 - tanh(u_j)^2)) ]     squashed_gaussian
     y        = r + gamma * (1 - terminated) * (min_i Q'_i(s', a') - alpha * log pi(a'|s'))   sac_target
@@ -12,13 +11,10 @@ and a' ~ pi(.|s'), each line is the function on its right:
     L_alpha  = -mean( alpha * (log pi(a|s) + target_entropy) ),   target_entropy = -dim(A)   alpha_loss
     theta'  <- tau * theta + (1 - tau) * theta'                                              polyak_update
 
-Papers: Haarnoja et al. 2018, "Soft Actor-Critic: Off-Policy Maximum Entropy Deep RL with a Stochastic Actor", and
-"Soft Actor-Critic Algorithms and Applications" (the automatic temperature); the code follows CleanRL's
-sac_continuous_action.py. Differences from the papers: the actor and alpha update every --policy-frequency gradient
-steps, then that many times (TD3's delay, as in CleanRL); the log-std is squashed into [-5, 2]; alpha is learned as
-log(alpha), from the actor step's samples; a truncated episode stores its true final observation with terminated
-= 0, so the target bootstraps through time limits; --num-envs N makes N gradient steps per vector step. Box
-observations of any shape are flattened and Discrete ones one-hot encoded, as in Stable-Baselines3.
+Papers: Haarnoja et al. 2018, "Soft Actor-Critic: Off-Policy Maximum Entropy Deep RL with a Stochastic Actor" and "Soft
+Actor-Critic Algorithms and Applications"; the code follows CleanRL's sac_continuous_action.py. Differences: the actor and
+alpha update every --policy-frequency gradient steps, that many times (TD3's delay); the log-std is squashed into [-5, 2];
+alpha is learned as log(alpha); a time-limit truncation is stored with terminated = 0, so the target bootstraps through it.
 
 Run:  python sac.py --env-id Hopper-v5        (evaluate a saved model: --load-model runs/.../model.pt)
 """
@@ -26,13 +22,17 @@ Run:  python sac.py --env-id Hopper-v5        (evaluate a saved model: --load-mo
 # ---------------------------------------------------------------- imports
 import contextlib
 import copy
+import functools
 import itertools
 import json
 import math
 import os
 import random
+import shutil
+import signal
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass
 
 import gymnasium as gym
@@ -47,7 +47,7 @@ import tyro
 @dataclass
 class Args:
     exp_name: str = "sac"  # the name of this experiment (part of the run directory's name)
-    seed: int = 1  # seed of random, numpy, torch and the environments
+    seed: int | None = None  # seed of random, numpy, torch and the environments (1; with --load-model the run's)
     torch_deterministic: bool = True  # set torch.backends.cudnn.deterministic
     cuda: bool = True  # use CUDA when it is available
     track: bool = False  # mirror the logged scalars to Weights & Biases
@@ -60,7 +60,7 @@ class Args:
     runs_dir: str = "runs"  # where run directories are created
     torch_threads: int = 1  # CPU threads for torch (0 keeps torch's default); one is fastest on a busy 2-core machine
 
-    env_id: str = "Hopper-v5"  # the gymnasium id of the environment (bounded continuous actions)
+    env_id: str | None = None  # gymnasium id, bounded continuous actions (Hopper-v5; with --load-model the run's own)
     total_timesteps: int = 1_000_000  # total environment steps of the experiment
     num_envs: int = 1  # number of parallel environments (one gradient step per environment step)
     buffer_size: int = 1_000_000  # replay buffer capacity in transitions
@@ -81,24 +81,30 @@ class UsageError(ValueError):
     """A bad argument, environment or checkpoint: `python sac.py` reports it in one line and exits with status 2."""
 
 
-def check_args(args: Args) -> None:
-    """Refuse bad arguments, or spaces this script cannot handle, with one clear sentence before anything is built."""
-    for bad, problem in [
-        (min(args.num_envs, args.batch_size, args.buffer_size, args.policy_frequency, args.target_network_frequency,
-             args.hidden_size) < 1, "--num-envs, --batch-size, --buffer-size, --policy-frequency, "
-         "--target-network-frequency and --hidden-size must be at least 1."),
-        (not (args.policy_lr > 0 and args.q_lr > 0 and args.alpha > 0), f"--policy-lr, --q-lr and --alpha must be "
-         f"positive (got {args.policy_lr}, {args.q_lr}, {args.alpha})."),
-        (not 0.0 < args.tau <= 1.0, f"--tau must be in (0, 1] (got {args.tau})."),
-        (not 0 <= args.seed < 2**32 or args.eval_episodes < 0, f"--seed must be in [0, 2**32) and --eval-episodes "
-         f"must be 0 or more (got {args.seed}, {args.eval_episodes})."),
-        (args.load_model is None and args.learning_starts >= args.total_timesteps, f"--learning-starts "
-         f"{args.learning_starts} is not below --total-timesteps {args.total_timesteps}: no gradient step would run."),
-        (args.load_model is not None and not os.path.isfile(args.load_model), f"--load-model {args.load_model} does "
-         "not exist; pass the model.pt of a run made with --save-model."),
+def check_args(args: Args) -> dict | None:
+    """Refuse bad arguments, checkpoints or spaces with one sentence before anything is built; returns the checkpoint."""
+    state = load_checkpoint(args) if args.load_model is not None else None  # it fills in --env-id, --seed, --hidden-size
+    args.env_id, args.seed = args.env_id or "Hopper-v5", 1 if args.seed is None else args.seed
+    for bad, problem in [  # written so that NaN fails every range (every comparison with NaN is False)
+        (min(args.num_envs, args.batch_size, args.policy_frequency, args.target_network_frequency, args.hidden_size) < 1,
+         "--num-envs, --batch-size, --policy-frequency, --target-network-frequency, --hidden-size must be >= 1."),
+        (args.batch_size > min(args.buffer_size, args.learning_starts), f"--batch-size {args.batch_size} must not exceed "
+         f"--buffer-size {args.buffer_size} or --learning-starts {args.learning_starts}: a batch needs that many stored."),
+        (args.load_model is None and args.total_timesteps // max(args.num_envs, 1) * args.num_envs <= args.learning_starts,
+         f"--total-timesteps {args.total_timesteps} is not above --learning-starts {args.learning_starts} (in whole vector "
+         f"steps of --num-envs {args.num_envs}): no gradient step would run."),
+        (not (0 < args.policy_lr < math.inf and 0 < args.q_lr < math.inf and 0 < args.alpha < math.inf and 0 <= args.gamma
+              <= 1 and 0 < args.tau <= 1), f"--policy-lr, --q-lr, --alpha must be > 0 and finite, --gamma in [0, 1], --tau in "
+         f"(0, 1] (got {args.policy_lr}, {args.q_lr}, {args.alpha}, {args.gamma}, {args.tau})."),
+        (not 0 <= args.seed < 2**32 or min(args.eval_episodes, args.torch_threads) < 0, f"--seed must be in [0, 2**32), "
+         f"--eval-episodes and --torch-threads 0 or more (got {args.seed}, {args.eval_episodes}, {args.torch_threads})."),
     ]:
         if bad:
             raise UsageError(problem)
+    os.environ.setdefault("MUJOCO_GL", "egl" if sys.platform == "linux" else "glfw")  # Linux: video without a display
+    with contextlib.suppress(ImportError):  # MuJoCo's warnings as Python's, each once, not lines in ./MUJOCO_LOG.TXT
+        import mujoco  # (after MUJOCO_GL, which it reads at import)
+        mujoco.set_mju_user_warning(functools.cache(lambda message: warnings.warn(message, RuntimeWarning)))
     try:
         env = gym.make(args.env_id, disable_env_checker=True)
     except gym.error.Error as e:  # an unknown id, or a missing package (the message names the pip command)
@@ -106,10 +112,8 @@ def check_args(args: Args) -> None:
     obs, act = env.observation_space, env.action_space
     env.close()
     for bad, problem in [
-        (not (isinstance(act, gym.spaces.Box) and len(act.shape) == 1), f"sac.py needs a continuous (1-D Box) action "
-         f"space, but {args.env_id} has {act}; use ppo.py for discrete actions."),
-        (isinstance(act, gym.spaces.Box) and not np.isfinite([act.low, act.high]).all(), f"sac.py squashes actions into "
-         f"finite bounds, but {args.env_id} has an unbounded action space {act}; give the environment a bounded one."),
+        (not (isinstance(act, gym.spaces.Box) and len(act.shape) == 1 and np.isfinite([act.low, act.high]).all()),
+         f"sac.py needs bounded continuous actions (a 1-D Box with finite bounds), but {args.env_id} has {act}."),
         (isinstance(obs, gym.spaces.Box) and obs.dtype == np.uint8 and len(obs.shape) >= 2,
          f"{args.env_id} has image observations {obs}; a2c_atari.py trains a CNN on frames."),
         (not isinstance(obs, (gym.spaces.Box, gym.spaces.Discrete)), f"sac.py takes Box or Discrete observations, not "
@@ -117,6 +121,7 @@ def check_args(args: Args) -> None:
     ]:
         if bad:
             raise UsageError(problem)
+    return state
 
 
 # ---------------------------------------------------------------- environments
@@ -137,9 +142,6 @@ def make_envs(env_id: str, num_envs: int, capture_video: bool = False, run_dir: 
 
 
 # ---------------------------------------------------------------- networks
-LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
-
-
 class Actor(nn.Module):
     """MLP (hidden-hidden, ReLU) whose last layer gives the mean and the log-std of the pre-squash Gaussian."""
 
@@ -152,11 +154,10 @@ class Actor(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, log_std = self.net(obs).chunk(2, dim=-1)
-        return mean, LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1.0)
+        return mean, -5.0 + 3.5 * (torch.tanh(log_std) + 1.0)  # the log-std squashed into [-5, 2]
 
     def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """a ~ pi(.|s) (reparameterized: gradients flow through the noise) and log pi(a|s)."""
-        mean, log_std = self(obs)
+        mean, log_std = self(obs)  # a ~ pi(.|s), reparameterized (gradients flow through the noise), and log pi(a|s)
         return squashed_gaussian(mean, log_std, torch.randn_like(mean), self.action_scale, self.action_bias)
 
     def act_deterministic(self, obs: torch.Tensor) -> torch.Tensor:
@@ -164,8 +165,6 @@ class Actor(nn.Module):
 
 
 class QNetwork(nn.Module):
-    """Q(s, a): an MLP (hidden-hidden, ReLU) on the concatenated observation and action."""
-
     def __init__(self, obs_dim: int, act_dim: int, hidden: int):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(obs_dim + act_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
@@ -177,9 +176,8 @@ class QNetwork(nn.Module):
 
 # ---------------------------------------------------------------- the algorithm's math
 def squashed_gaussian(mean, log_std, noise, scale, bias):
-    """a = bias + scale * tanh(u) with u = mean + exp(log_std) * noise, and log pi(a) by the change of variables:
-    sum_j log N(u_j; mean_j, std_j) - log(scale_j * (1 - tanh(u_j)^2)); 1 - tanh^2 via the stable
-    log(1 - tanh(u)^2) = 2 * (log 2 - u - softplus(-2u)), so the log-prob stays finite where tanh(u) rounds to 1."""
+    """a = bias + scale * tanh(u), u = mean + exp(log_std) * noise, and log pi(a) by the change of variables, with the
+    stable log(1 - tanh(u)^2) = 2 * (log 2 - u - softplus(-2u)): finite even where tanh(u) rounds to 1."""
     u = mean + log_std.exp() * noise
     log_normal = -0.5 * noise.square() - log_std - 0.5 * math.log(2 * math.pi)
     log_det = torch.log(scale) + 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))
@@ -187,29 +185,23 @@ def squashed_gaussian(mean, log_std, noise, scale, bias):
 
 
 def sac_target(rewards, terminated, next_q1, next_q2, next_log_prob, alpha, gamma: float):
-    """r + gamma * (1 - terminated) * (min(Q'_1(s', a'), Q'_2(s', a')) - alpha * log pi(a'|s'))."""
     return rewards + gamma * (1.0 - terminated) * (torch.min(next_q1, next_q2) - alpha * next_log_prob)
 
 
 def critic_loss(q1, q2, y):
-    """mean((Q_1 - y)^2) + mean((Q_2 - y)^2): both critics regress on the same target, held fixed (semi-gradient)."""
-    return F.mse_loss(q1, y.detach()) + F.mse_loss(q2, y.detach())
+    return F.mse_loss(q1, y.detach()) + F.mse_loss(q2, y.detach())  # both regress on the same fixed target
 
 
 def actor_loss(log_prob, q1_pi, q2_pi, alpha):
-    """mean(alpha * log pi(a|s) - min(Q_1(s, a), Q_2(s, a))) for reparameterized samples a ~ pi(.|s)."""
     return (alpha * log_prob - torch.min(q1_pi, q2_pi)).mean()
 
 
 def alpha_loss(log_alpha, log_prob, target_entropy: float):
-    """-mean(alpha * (log pi(a|s) + target_entropy)): its gradient raises alpha while the entropy -log pi is below
-    the target and lowers it above; log_prob is detached, so this loss trains alpha alone."""
-    return -(log_alpha.exp() * (log_prob.detach() + target_entropy)).mean()
+    return -(log_alpha.exp() * (log_prob.detach() + target_entropy)).mean()  # log_prob detached: trains alpha alone
 
 
 def polyak_update(target_params, params, tau: float) -> None:
-    """target <- target + tau * (source - target) = tau * source + (1 - tau) * target, one fused op for all tensors."""
-    torch._foreach_lerp_(list(target_params), list(params), tau)
+    torch._foreach_lerp_(list(target_params), list(params), tau)  # target += tau * (source - target), one fused op
 
 
 # ---------------------------------------------------------------- replay buffer
@@ -223,7 +215,6 @@ class ReplayBuffer:
         self.capacity, self.pos, self.size = capacity, 0, 0
 
     def add(self, obs, actions, rewards, terminated, next_obs) -> None:
-        """One row per environment."""
         idx = torch.from_numpy((self.pos + np.arange(len(obs))) % self.capacity)
         for store, x in zip((self.obs, self.actions, self.rewards, self.terminated, self.next_obs),
                             (obs, actions, rewards, terminated, next_obs)):
@@ -232,58 +223,53 @@ class ReplayBuffer:
         self.size = min(self.size + len(obs), self.capacity)
 
     def sample(self, batch_size: int) -> tuple[torch.Tensor, ...]:
-        """(obs, actions, rewards, terminated, next_obs), uniformly from the filled rows."""
         idx = torch.randint(self.size, (batch_size,), device=self.obs.device)
         return self.obs[idx], self.actions[idx], self.rewards[idx], self.terminated[idx], self.next_obs[idx]
 
 
 # ---------------------------------------------------------------- training
 def main(args: Args) -> dict:
-    check_args(args)
+    state = check_args(args)
     torch.set_num_threads(args.torch_threads or torch.get_num_threads())
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     torch.backends.cudnn.deterministic = args.torch_deterministic
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-    loaded = load_checkpoint(args.load_model, args.env_id, device) if args.load_model is not None else None
     run = Run(args)
-    if loaded is not None:
-        return run.finish(loaded, evaluate(loaded, args, device, run, global_step=0))
-
     envs = make_envs(args.env_id, args.num_envs, args.capture_video, run.dir)
     envs.action_space.seed(args.seed)
-    space = envs.single_action_space
-    obs_dim, act_dim = int(np.prod(envs.single_observation_space.shape)), int(space.shape[0])
-    dims = (obs_dim, act_dim, args.hidden_size, space.low.tolist(), space.high.tolist())
-    actor = Actor(obs_dim, act_dim, args.hidden_size, space.low, space.high).to(device)
+    obs_dim, act_dim = int(np.prod(envs.single_observation_space.shape)), int(envs.single_action_space.shape[0])
+    actor = Actor(obs_dim, act_dim, args.hidden_size, envs.single_action_space.low, envs.single_action_space.high).to(device)
+    if state is not None:  # --load-model: evaluate the saved actor, no training
+        actor.load_state_dict(state["model"])
     qf1, qf2 = (QNetwork(obs_dim, act_dim, args.hidden_size).to(device) for _ in range(2))
     qf1_target, qf2_target = (copy.deepcopy(qf).requires_grad_(False) for qf in (qf1, qf2))
     q_params = [*qf1.parameters(), *qf2.parameters()]
-    q_target_params = [*qf1_target.parameters(), *qf2_target.parameters()]
     q_optimizer = torch.optim.Adam(q_params, lr=args.q_lr, fused=True)
     actor_optimizer = torch.optim.Adam(actor.parameters(), lr=args.policy_lr, fused=True)
     log_alpha = torch.tensor(math.log(args.alpha), device=device, requires_grad=True)
     alpha_optimizer = torch.optim.Adam([log_alpha], lr=args.q_lr)
     alpha, target_entropy = log_alpha.detach().exp(), -float(act_dim)
-    rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, device)
+    num_iterations = 0 if state else args.total_timesteps // args.num_envs
+    if args.total_timesteps % args.num_envs and not state:
+        print(f"--total-timesteps {args.total_timesteps:,} runs as {num_iterations} vector steps of {args.num_envs}.", flush=True)
+    rb = ReplayBuffer(min(args.buffer_size, num_iterations * args.num_envs), obs_dim, act_dim, device)  # no unused rows
 
-    global_step, updates, start_time, interrupted = 0, 0, time.time(), False
-    loss_pi = actor_grad_norm = torch.tensor(torch.nan, device=device)  # until the first (delayed) actor step
+    global_step, updates, start_time = 0, 0, time.time()
     obs, _ = envs.reset(seed=args.seed)
     try:
-        while global_step < args.total_timesteps:
+        for _ in range(num_iterations):
             # ---- interaction: uniformly random actions until learning starts
             global_step += args.num_envs
-            if global_step <= args.learning_starts:
-                actions = envs.action_space.sample()
-            else:
-                with torch.inference_mode():
-                    actions = actor.sample(torch.as_tensor(obs, dtype=torch.float32, device=device))[0].cpu().numpy()
+            with torch.inference_mode():
+                actions = (envs.action_space.sample() if global_step <= args.learning_starts
+                           else actor.sample(torch.as_tensor(obs, dtype=torch.float32, device=device))[0].cpu().numpy())
             next_obs, rewards, terminated, truncated, infos = envs.step(actions)
             real_next_obs = next_obs.copy()
             if "_final_obs" in infos:  # the true final observation, not the reset one, is the transition's s'
                 real_next_obs[infos["_final_obs"]] = np.stack(infos["final_obs"][infos["_final_obs"]])
+            check_finite(global_step, observation=(obs, real_next_obs), reward=rewards)
             rb.add(obs, actions, rewards, terminated, real_next_obs)
             obs = next_obs
             run.log_episodes(global_step, infos)
@@ -301,7 +287,6 @@ def main(args: Args) -> dict:
                 critic_loss(q1, q2, y).backward()
                 grad_norm = nn.utils.get_total_norm([p.grad for p in q_params])  # monitored, not clipped
                 q_optimizer.step()
-
                 if updates % args.policy_frequency == 0:
                     qf1.requires_grad_(False), qf2.requires_grad_(False)  # the actor's loss trains the actor only
                     for _ in range(args.policy_frequency):
@@ -318,23 +303,19 @@ def main(args: Args) -> dict:
                             alpha = log_alpha.detach().exp()
                     qf1.requires_grad_(True), qf2.requires_grad_(True)
                 if updates % args.target_network_frequency == 0:
-                    polyak_update(q_target_params, q_params, args.tau)
-
-                if updates % 100 == 0:  # the updates' only host sync
-                    names = ["qf1_loss", "qf2_loss", "qf1_values", "grad_norm", "actor_loss", "actor_grad_norm",
-                             "alpha"]
+                    polyak_update([*qf1_target.parameters(), *qf2_target.parameters()], q_params, args.tau)
+                if updates % 100 == 0 and updates >= args.policy_frequency:  # once the (delayed) actor has stepped too
+                    names = ["qf1_loss", "qf2_loss", "qf1_values", "grad_norm", "actor_loss", "actor_grad_norm", "alpha"]
                     values = torch.stack([F.mse_loss(q1, y), F.mse_loss(q2, y), q1.mean(), grad_norm, loss_pi,
-                                          actor_grad_norm, alpha]).tolist()
+                                          actor_grad_norm, alpha]).tolist()  # the updates' only host sync, so the losses
+                    check_finite(global_step, **dict(zip(names, values)))  # are checked here, not after every update
                     run.log(global_step, {**{f"losses/{n}": v for n, v in zip(names, values)},
                                           "charts/SPS": int(global_step / (time.time() - start_time))})
-    except KeyboardInterrupt:
-        interrupted = True
-        print(f"interrupted at step {global_step:,}", flush=True)
-    finally:
-        envs.close()
+    finally:  # also when stopped by SIGINT / SIGTERM or a non-finite number: the model first, then the environments
         if args.save_model:
-            save_checkpoint(os.path.join(run.dir, "model.pt"), actor, args, dims)
-    return run.finish(actor, [] if interrupted else evaluate(actor, args, device, run, global_step),
+            save_checkpoint(os.path.join(run.dir, "model.pt"), actor, args)
+        envs.close()
+    return run.finish(actor, evaluate(actor, args, device, run, global_step),
                       qf1=qf1, qf2=qf2, log_alpha=log_alpha, replay_buffer=rb)
 
 
@@ -344,20 +325,28 @@ class Run:
 
     def __init__(self, args: Args):
         base = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}".replace("/", "_")
-        os.makedirs(args.runs_dir, exist_ok=True)
-        for n in itertools.count(1):  # os.mkdir is atomic: two runs started in the same second never share one
-            self.dir = os.path.join(args.runs_dir, base if n == 1 else f"{base}_{n}")
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(self.dir)
-                break
+        try:
+            for n in itertools.count(1):  # atomic: two runs started in the same second never share one
+                self.dir = os.path.join(args.runs_dir, base if n == 1 else f"{base}_{n}")
+                with contextlib.suppress(FileExistsError):
+                    os.makedirs(self.dir)
+                    break
+        except OSError as e:
+            raise UsageError(f"cannot create a run directory in --runs-dir {args.runs_dir!r} ({e.strerror}).") from None
+        self.wandb = None
+        if args.track:  # wandb is imported only when tracking: it takes half a second
+            import wandb
+            try:
+                self.wandb = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args),
+                                        name=os.path.basename(self.dir), dir=self.dir)
+            except Exception as e:  # no login, no network: one line, and nothing of the run left behind
+                shutil.rmtree(self.dir)
+                raise UsageError(f"--track: wandb did not start ({type(e).__name__}); try `wandb login`.") from None
+            self.wandb.define_metric("*", step_metric="global_step")  # a row per call: one step's values never merge
         with open(os.path.join(self.dir, "args.json"), "w") as f:
             json.dump(asdict(args), f, indent=2)
         self.file = open(os.path.join(self.dir, "metrics.csv"), "w")
         self.file.write("global_step,wall_time,name,value\n")
-        if args.track:
-            import wandb  # only when tracking: it takes half a second to import
-        self.wandb = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args),
-                                name=os.path.basename(self.dir), dir=self.dir) if args.track else None
         self.total, self.episodic_returns, self.start, self.last_print = args.total_timesteps, [], time.time(), 0.0
         print(f"run directory: {self.dir}", flush=True)
 
@@ -367,7 +356,7 @@ class Run:
         self.file.writelines(f"{step},{wall:.3f},{name},{value}\n" for name, value in scalars.items())
         self.file.flush()
         if self.wandb is not None:
-            self.wandb.log(scalars, step=step)
+            self.wandb.log({**scalars, "global_step": step})
         if "charts/SPS" in scalars and time.time() - self.last_print > 2.0:
             self.last_print, sps = time.time(), max(scalars["charts/SPS"], 1.0)
             print(f"step {step:>9,}/{self.total:,} | {sps:>6,.0f} SPS | return (last 20) {self.recent():8.2f} | "
@@ -393,22 +382,34 @@ class Run:
         return dict(run_dir=self.dir, episodic_returns=self.episodic_returns, eval_returns=eval_returns, agent=agent, **extra)
 
 
-def save_checkpoint(path: str, actor: Actor, args: Args, dims: tuple) -> None:
-    state = {"script": "sac.py", "env_id": args.env_id, "dims": dims, "args": asdict(args), "actor": actor.state_dict()}
-    torch.save(state, path + ".tmp")
-    os.replace(path + ".tmp", path)  # atomic: a crash never leaves a half-written model.pt
+def check_finite(step: int, **quantities) -> None:
+    """Stop at the first non-finite loss, gradient norm, observation or reward (metrics.csv keeps what was logged)."""
+    for name, value in quantities.items():
+        if not np.isfinite(value).all():
+            raise FloatingPointError(f"the {name.replace('_', ' ')} is not finite at step {step:,}: training stopped.")
 
 
-def load_checkpoint(path: str, env_id: str, device: torch.device) -> Actor:
-    state = torch.load(path, map_location=device, weights_only=True)
+def save_checkpoint(path: str, actor: Actor, args: Args) -> None:
+    """The actor (all that acting needs) and the arguments, written atomically; never non-finite weights."""
+    if all(p.isfinite().all() for p in actor.parameters()):
+        torch.save(dict(script="sac.py", env_id=args.env_id, args=asdict(args), model=actor.state_dict()), path + ".tmp")
+        os.replace(path + ".tmp", path)
+
+
+def load_checkpoint(args: Args) -> dict:
+    """The checkpoint --load-model names; its run's environment and seed fill in --env-id and --seed if not given."""
+    try:
+        state = torch.load(args.load_model, map_location="cpu", weights_only=True)
+    except Exception as e:  # missing, empty, truncated, not a checkpoint at all
+        why = f"{type(e).__name__}: {e}".splitlines()[0].rstrip(": ")
+        raise UsageError(f"--load-model {args.load_model} cannot be read ({why}); pass a run's model.pt.") from None
     if not isinstance(state, dict) or state.get("script") != "sac.py":
-        raise UsageError(f"{path} was not saved by sac.py; load it with the script that trained it.")
-    if state["env_id"] != env_id:
-        raise UsageError(f"{path} was trained on {state['env_id']}, not {env_id}; pass --env-id {state['env_id']}.")
-    obs_dim, act_dim, hidden, low, high = state["dims"]
-    actor = Actor(obs_dim, act_dim, hidden, np.asarray(low), np.asarray(high)).to(device)
-    actor.load_state_dict(state["actor"])
-    return actor
+        raise UsageError(f"{args.load_model} was not saved by sac.py; load it with the script that trained it.")
+    if args.env_id not in (None, state["env_id"]):
+        raise UsageError(f"{args.load_model} was trained on {state['env_id']}, not {args.env_id}; leave --env-id out.")
+    args.env_id, args.seed = state["env_id"], state["args"]["seed"] if args.seed is None else args.seed
+    args.hidden_size = state["args"]["hidden_size"]  # the saved weights' width
+    return state
 
 
 def evaluate(actor: Actor, args: Args, device: torch.device, run: Run, global_step: int) -> list[float]:
@@ -428,9 +429,19 @@ def evaluate(actor: Actor, args: Args, device: torch.device, run: Run, global_st
     return returns
 
 
+def raise_stopped(signum: int, frame) -> None:  # SIGINT (Ctrl-C) or SIGTERM, wherever the run is: main keeps the model
+    raise KeyboardInterrupt(signum)  # carries the signal's number, for the exit status
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, raise_stopped)
+    signal.signal(signal.SIGTERM, raise_stopped)
     try:
         main(tyro.cli(Args))
-    except UsageError as e:  # one line and status 2, as argparse and tyro report a bad flag
+    except (UsageError, FloatingPointError) as e:  # one line; status 2 for a bad flag, environment or checkpoint
         print(f"sac.py: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(2 if isinstance(e, UsageError) else 1)
+    except KeyboardInterrupt as e:  # exit status 128 + the signal's number, as a shell reports it
+        print(f"sac.py: stopped by {signal.Signals(e.args[0]).name}; metrics.csv is kept, and model.pt with "
+              "--save-model.", file=sys.stderr)
+        sys.exit(128 + e.args[0])

@@ -25,12 +25,17 @@ Run:  python td3.py --env-id Hopper-v5        (evaluate a saved model: --load-mo
 # ---------------------------------------------------------------- imports
 import contextlib
 import copy
+import functools
 import itertools
 import json
+import math
 import os
 import random
+import shutil
+import signal
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass
 
 import gymnasium as gym
@@ -45,7 +50,7 @@ import tyro
 @dataclass
 class Args:
     exp_name: str = "td3"  # the name of this experiment (part of the run directory's name)
-    seed: int = 1  # seed of random, numpy, torch and the environments
+    seed: int | None = None  # seed of random, numpy, torch and the environments (1; with --load-model the run's)
     torch_deterministic: bool = True  # set torch.backends.cudnn.deterministic
     cuda: bool = True  # use CUDA when it is available
     track: bool = False  # mirror the logged scalars to Weights & Biases
@@ -58,7 +63,7 @@ class Args:
     runs_dir: str = "runs"  # where run directories are created
     torch_threads: int = 1  # CPU threads for torch (0 keeps torch's default); one is fastest on a busy 2-core machine
 
-    env_id: str = "Hopper-v5"  # the gymnasium id of the environment (bounded continuous actions)
+    env_id: str | None = None  # gymnasium id, bounded continuous actions (Hopper-v5; with --load-model the run's own)
     total_timesteps: int = 1_000_000  # total environment steps of the experiment
     num_envs: int = 1  # number of parallel environments (one gradient step per environment step)
     buffer_size: int = 1_000_000  # replay buffer capacity in transitions
@@ -78,24 +83,32 @@ class UsageError(ValueError):
     """A bad argument, environment or checkpoint: `python td3.py` reports it in one line and exits with status 2."""
 
 
-def check_args(args: Args) -> None:
-    """Refuse bad arguments, or spaces this script cannot handle, with one clear sentence before anything is built."""
-    for bad, problem in [
-        (min(args.num_envs, args.batch_size, args.buffer_size, args.policy_frequency, args.hidden_size) < 1,
-         "--num-envs, --batch-size, --buffer-size, --policy-frequency and --hidden-size must be at least 1."),
-        (not args.learning_rate > 0, f"--learning-rate must be positive (got {args.learning_rate})."),
-        (not min(args.policy_noise, args.noise_clip, args.exploration_noise) >= 0,
-         "--policy-noise, --noise-clip and --exploration-noise must be 0 or more."),
-        (not 0.0 < args.tau <= 1.0, f"--tau must be in (0, 1] (got {args.tau})."),
-        (not 0 <= args.seed < 2**32 or args.eval_episodes < 0, f"--seed must be in [0, 2**32) and --eval-episodes "
-         f"must be 0 or more (got {args.seed}, {args.eval_episodes})."),
-        (args.load_model is None and args.learning_starts >= args.total_timesteps, f"--learning-starts "
-         f"{args.learning_starts} is not below --total-timesteps {args.total_timesteps}: no gradient step would run."),
-        (args.load_model is not None and not os.path.isfile(args.load_model), f"--load-model {args.load_model} does "
-         "not exist; pass the model.pt of a run made with --save-model."),
+def check_args(args: Args) -> dict | None:
+    """Refuse bad arguments, checkpoints or spaces with one sentence before anything is built; returns the checkpoint."""
+    state = load_checkpoint(args) if args.load_model is not None else None  # it fills in --env-id, --seed, --hidden-size
+    args.env_id, args.seed = args.env_id or "Hopper-v5", 1 if args.seed is None else args.seed
+    for bad, problem in [  # written so that NaN fails every range (every comparison with NaN is False)
+        (min(args.num_envs, args.batch_size, args.policy_frequency, args.hidden_size) < 1,
+         "--num-envs, --batch-size, --policy-frequency, --hidden-size must be >= 1."),
+        (args.batch_size > min(args.buffer_size, args.learning_starts), f"--batch-size {args.batch_size} must not exceed "
+         f"--buffer-size {args.buffer_size} or --learning-starts {args.learning_starts}: a batch needs that many stored."),
+        (args.load_model is None and args.total_timesteps // max(args.num_envs, 1) * args.num_envs <= args.learning_starts,
+         f"--total-timesteps {args.total_timesteps} is not above --learning-starts {args.learning_starts} (in whole vector "
+         f"steps of --num-envs {args.num_envs}): no gradient step would run."),
+        (not (0 < args.learning_rate < math.inf and 0 <= args.gamma <= 1 and 0 < args.tau <= 1), f"--learning-rate must "
+         f"be > 0 and finite, --gamma in [0, 1], --tau in (0, 1] (got {args.learning_rate}, {args.gamma}, {args.tau})."),
+        (not (0 <= args.exploration_noise < math.inf and 0 <= args.policy_noise < math.inf and 0 <= args.noise_clip
+              < math.inf), f"--exploration-noise, --policy-noise, --noise-clip must be finite and >= 0 (got "
+         f"{args.exploration_noise}, {args.policy_noise}, {args.noise_clip})."),
+        (not 0 <= args.seed < 2**32 or min(args.eval_episodes, args.torch_threads) < 0, f"--seed must be in [0, 2**32), "
+         f"--eval-episodes and --torch-threads 0 or more (got {args.seed}, {args.eval_episodes}, {args.torch_threads})."),
     ]:
         if bad:
             raise UsageError(problem)
+    os.environ.setdefault("MUJOCO_GL", "egl" if sys.platform == "linux" else "glfw")  # Linux: video without a display
+    with contextlib.suppress(ImportError):  # MuJoCo's warnings as Python's, each once, not lines in ./MUJOCO_LOG.TXT
+        import mujoco  # (after MUJOCO_GL, which it reads at import)
+        mujoco.set_mju_user_warning(functools.cache(lambda message: warnings.warn(message, RuntimeWarning)))
     try:
         env = gym.make(args.env_id, disable_env_checker=True)
     except gym.error.Error as e:  # an unknown id, or a missing package (the message names the pip command)
@@ -103,10 +116,8 @@ def check_args(args: Args) -> None:
     obs, act = env.observation_space, env.action_space
     env.close()
     for bad, problem in [
-        (not (isinstance(act, gym.spaces.Box) and len(act.shape) == 1), f"td3.py needs a continuous (1-D Box) action "
-         f"space, but {args.env_id} has {act}; use ppo.py for discrete actions."),
-        (isinstance(act, gym.spaces.Box) and not np.isfinite([act.low, act.high]).all(), f"td3.py rescales a tanh "
-         f"output to finite bounds, but {args.env_id} has an unbounded action space {act}; give it a bounded one."),
+        (not (isinstance(act, gym.spaces.Box) and len(act.shape) == 1 and np.isfinite([act.low, act.high]).all()),
+         f"td3.py needs bounded continuous actions (a 1-D Box with finite bounds), but {args.env_id} has {act}."),
         (isinstance(obs, gym.spaces.Box) and obs.dtype == np.uint8 and len(obs.shape) >= 2,
          f"{args.env_id} has image observations {obs}; a2c_atari.py trains a CNN on frames."),
         (not isinstance(obs, (gym.spaces.Box, gym.spaces.Discrete)), f"td3.py takes Box or Discrete observations, not "
@@ -114,6 +125,7 @@ def check_args(args: Args) -> None:
     ]:
         if bad:
             raise UsageError(problem)
+    return state
 
 
 # ---------------------------------------------------------------- environments
@@ -217,7 +229,7 @@ class ReplayBuffer:
 
 # ---------------------------------------------------------------- training
 def main(args: Args) -> dict:
-    check_args(args)
+    state = check_args(args)
     torch.set_num_threads(args.torch_threads or torch.get_num_threads())
     random.seed(args.seed)
     np.random.seed(args.seed)
@@ -225,17 +237,14 @@ def main(args: Args) -> dict:
     rng = np.random.default_rng(args.seed)  # exploration noise
     torch.backends.cudnn.deterministic = args.torch_deterministic
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-    loaded = load_checkpoint(args.load_model, args.env_id, device) if args.load_model is not None else None
     run = Run(args)
-    if loaded is not None:
-        return run.finish(loaded, evaluate(loaded, args, device, run, global_step=0))
-
     envs = make_envs(args.env_id, args.num_envs, args.capture_video, run.dir)
     envs.action_space.seed(args.seed)
     space = envs.single_action_space
     obs_dim, act_dim = int(np.prod(envs.single_observation_space.shape)), int(space.shape[0])
-    dims = (obs_dim, act_dim, args.hidden_size, space.low.tolist(), space.high.tolist())
     actor = Actor(obs_dim, act_dim, args.hidden_size, space.low, space.high).to(device)
+    if state is not None:  # --load-model: evaluate the saved actor, no training
+        actor.load_state_dict(state["model"])
     qf1, qf2 = (QNetwork(obs_dim, act_dim, args.hidden_size).to(device) for _ in range(2))
     actor_target, qf1_target, qf2_target = (copy.deepcopy(net).requires_grad_(False) for net in (actor, qf1, qf2))
     q_params = [*qf1.parameters(), *qf2.parameters()]
@@ -243,14 +252,16 @@ def main(args: Args) -> dict:
     actor_optimizer = torch.optim.Adam(actor.parameters(), lr=args.learning_rate, fused=True)
     params = [*actor.parameters(), *q_params]
     target_params = [*actor_target.parameters(), *qf1_target.parameters(), *qf2_target.parameters()]
-    rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, device)
     explore_std = args.exploration_noise * (space.high - space.low) / 2.0
+    num_iterations = 0 if state else args.total_timesteps // args.num_envs
+    if args.total_timesteps % args.num_envs and not state:
+        print(f"--total-timesteps {args.total_timesteps:,} runs as {num_iterations} vector steps of {args.num_envs}.", flush=True)
+    rb = ReplayBuffer(min(args.buffer_size, num_iterations * args.num_envs), obs_dim, act_dim, device)  # no unused rows
 
-    global_step, updates, start_time, interrupted = 0, 0, time.time(), False
-    loss_mu = actor_grad_norm = torch.tensor(torch.nan, device=device)  # until the first (delayed) actor step
+    global_step, updates, start_time = 0, 0, time.time()
     obs, _ = envs.reset(seed=args.seed)
     try:
-        while global_step < args.total_timesteps:
+        for _ in range(num_iterations):
             # ---- interaction: uniformly random actions until learning starts, then mu(s) plus Gaussian noise
             global_step += args.num_envs
             if global_step <= args.learning_starts:
@@ -263,6 +274,7 @@ def main(args: Args) -> dict:
             real_next_obs = next_obs.copy()
             if "_final_obs" in infos:  # the true final observation, not the reset one, is the transition's s'
                 real_next_obs[infos["_final_obs"]] = np.stack(infos["final_obs"][infos["_final_obs"]])
+            check_finite(global_step, observation=(obs, real_next_obs), reward=rewards)
             rb.add(obs, actions, rewards, terminated, real_next_obs)
             obs = next_obs
             run.log_episodes(global_step, infos)
@@ -293,21 +305,18 @@ def main(args: Args) -> dict:
                     qf1.requires_grad_(True)
                     polyak_update(target_params, params, args.tau)
 
-                if updates % 100 == 0:  # the updates' only host sync
+                if updates % 100 == 0 and updates >= args.policy_frequency:  # once the (delayed) actor has stepped too
                     names = ["qf1_loss", "qf2_loss", "qf1_values", "grad_norm", "actor_loss", "actor_grad_norm"]
                     values = torch.stack([F.mse_loss(q1, y), F.mse_loss(q2, y), q1.mean(), grad_norm, loss_mu,
-                                          actor_grad_norm]).tolist()
+                                          actor_grad_norm]).tolist()  # the updates' only host sync, so the losses are
+                    check_finite(global_step, **dict(zip(names, values)))  # checked here, not after every update
                     run.log(global_step, {**{f"losses/{n}": v for n, v in zip(names, values)},
                                           "charts/SPS": int(global_step / (time.time() - start_time))})
-    except KeyboardInterrupt:
-        interrupted = True
-        print(f"interrupted at step {global_step:,}", flush=True)
-    finally:
-        envs.close()
+    finally:  # also when stopped by SIGINT / SIGTERM or a non-finite number: the model first, then the environments
         if args.save_model:
-            save_checkpoint(os.path.join(run.dir, "model.pt"), actor, args, dims)
-    return run.finish(actor, [] if interrupted else evaluate(actor, args, device, run, global_step),
-                      qf1=qf1, qf2=qf2, replay_buffer=rb)
+            save_checkpoint(os.path.join(run.dir, "model.pt"), actor, args)
+        envs.close()
+    return run.finish(actor, evaluate(actor, args, device, run, global_step), qf1=qf1, qf2=qf2, replay_buffer=rb)
 
 
 # ---------------------------------------------------------------- run plumbing: logging, checkpoints, evaluation
@@ -316,20 +325,28 @@ class Run:
 
     def __init__(self, args: Args):
         base = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}".replace("/", "_")
-        os.makedirs(args.runs_dir, exist_ok=True)
-        for n in itertools.count(1):  # os.mkdir is atomic: two runs started in the same second never share one
-            self.dir = os.path.join(args.runs_dir, base if n == 1 else f"{base}_{n}")
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(self.dir)
-                break
+        try:
+            for n in itertools.count(1):  # atomic: two runs started in the same second never share one
+                self.dir = os.path.join(args.runs_dir, base if n == 1 else f"{base}_{n}")
+                with contextlib.suppress(FileExistsError):
+                    os.makedirs(self.dir)
+                    break
+        except OSError as e:
+            raise UsageError(f"cannot create a run directory in --runs-dir {args.runs_dir!r} ({e.strerror}).") from None
+        self.wandb = None
+        if args.track:  # wandb is imported only when tracking: it takes half a second
+            import wandb
+            try:
+                self.wandb = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args),
+                                        name=os.path.basename(self.dir), dir=self.dir)
+            except Exception as e:  # no login, no network: one line, and nothing of the run left behind
+                shutil.rmtree(self.dir)
+                raise UsageError(f"--track: wandb did not start ({type(e).__name__}); try `wandb login`.") from None
+            self.wandb.define_metric("*", step_metric="global_step")  # a row per call: one step's values never merge
         with open(os.path.join(self.dir, "args.json"), "w") as f:
             json.dump(asdict(args), f, indent=2)
         self.file = open(os.path.join(self.dir, "metrics.csv"), "w")
         self.file.write("global_step,wall_time,name,value\n")
-        if args.track:
-            import wandb  # only when tracking: it takes half a second to import
-        self.wandb = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, config=vars(args),
-                                name=os.path.basename(self.dir), dir=self.dir) if args.track else None
         self.total, self.episodic_returns, self.start, self.last_print = args.total_timesteps, [], time.time(), 0.0
         print(f"run directory: {self.dir}", flush=True)
 
@@ -339,7 +356,7 @@ class Run:
         self.file.writelines(f"{step},{wall:.3f},{name},{value}\n" for name, value in scalars.items())
         self.file.flush()
         if self.wandb is not None:
-            self.wandb.log(scalars, step=step)
+            self.wandb.log({**scalars, "global_step": step})
         if "charts/SPS" in scalars and time.time() - self.last_print > 2.0:
             self.last_print, sps = time.time(), max(scalars["charts/SPS"], 1.0)
             print(f"step {step:>9,}/{self.total:,} | {sps:>6,.0f} SPS | return (last 20) {self.recent():8.2f} | "
@@ -365,22 +382,34 @@ class Run:
         return dict(run_dir=self.dir, episodic_returns=self.episodic_returns, eval_returns=eval_returns, agent=agent, **extra)
 
 
-def save_checkpoint(path: str, actor: Actor, args: Args, dims: tuple) -> None:
-    state = {"script": "td3.py", "env_id": args.env_id, "dims": dims, "args": asdict(args), "actor": actor.state_dict()}
-    torch.save(state, path + ".tmp")
-    os.replace(path + ".tmp", path)  # atomic: a crash never leaves a half-written model.pt
+def check_finite(step: int, **quantities) -> None:
+    """Stop at the first non-finite loss, gradient norm, observation or reward (metrics.csv keeps what was logged)."""
+    for name, value in quantities.items():
+        if not np.isfinite(value).all():
+            raise FloatingPointError(f"the {name.replace('_', ' ')} is not finite at step {step:,}: training stopped.")
 
 
-def load_checkpoint(path: str, env_id: str, device: torch.device) -> Actor:
-    state = torch.load(path, map_location=device, weights_only=True)
+def save_checkpoint(path: str, actor: Actor, args: Args) -> None:
+    """The actor (all that acting needs) and the arguments, written atomically; never non-finite weights."""
+    if all(p.isfinite().all() for p in actor.parameters()):
+        torch.save(dict(script="td3.py", env_id=args.env_id, args=asdict(args), model=actor.state_dict()), path + ".tmp")
+        os.replace(path + ".tmp", path)
+
+
+def load_checkpoint(args: Args) -> dict:
+    """The checkpoint --load-model names; its run's environment and seed fill in --env-id and --seed if not given."""
+    try:
+        state = torch.load(args.load_model, map_location="cpu", weights_only=True)
+    except Exception as e:  # missing, empty, truncated, not a checkpoint at all
+        why = f"{type(e).__name__}: {e}".splitlines()[0].rstrip(": ")
+        raise UsageError(f"--load-model {args.load_model} cannot be read ({why}); pass a run's model.pt.") from None
     if not isinstance(state, dict) or state.get("script") != "td3.py":
-        raise UsageError(f"{path} was not saved by td3.py; load it with the script that trained it.")
-    if state["env_id"] != env_id:
-        raise UsageError(f"{path} was trained on {state['env_id']}, not {env_id}; pass --env-id {state['env_id']}.")
-    obs_dim, act_dim, hidden, low, high = state["dims"]
-    actor = Actor(obs_dim, act_dim, hidden, np.asarray(low), np.asarray(high)).to(device)
-    actor.load_state_dict(state["actor"])
-    return actor
+        raise UsageError(f"{args.load_model} was not saved by td3.py; load it with the script that trained it.")
+    if args.env_id not in (None, state["env_id"]):
+        raise UsageError(f"{args.load_model} was trained on {state['env_id']}, not {args.env_id}; leave --env-id out.")
+    args.env_id, args.seed = state["env_id"], state["args"]["seed"] if args.seed is None else args.seed
+    args.hidden_size = state["args"]["hidden_size"]  # the saved weights' width
+    return state
 
 
 def evaluate(actor: Actor, args: Args, device: torch.device, run: Run, global_step: int) -> list[float]:
@@ -400,9 +429,19 @@ def evaluate(actor: Actor, args: Args, device: torch.device, run: Run, global_st
     return returns
 
 
+def raise_stopped(signum: int, frame) -> None:  # SIGINT (Ctrl-C) or SIGTERM, wherever the run is: main keeps the model
+    raise KeyboardInterrupt(signum)  # carries the signal's number, for the exit status
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, raise_stopped)
+    signal.signal(signal.SIGTERM, raise_stopped)
     try:
         main(tyro.cli(Args))
-    except UsageError as e:  # one line and status 2, as argparse and tyro report a bad flag
+    except (UsageError, FloatingPointError) as e:  # one line; status 2 for a bad flag, environment or checkpoint
         print(f"td3.py: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(2 if isinstance(e, UsageError) else 1)
+    except KeyboardInterrupt as e:  # exit status 128 + the signal's number, as a shell reports it
+        print(f"td3.py: stopped by {signal.Signals(e.args[0]).name}; metrics.csv is kept, and model.pt with "
+              "--save-model.", file=sys.stderr)
+        sys.exit(128 + e.args[0])

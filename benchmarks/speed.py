@@ -8,7 +8,6 @@ reuses the pinned packages (check that `pip list` there still shows the same tor
     /tmp/sb3venv/bin/python benchmarks/speed.py                         # all five, 5 reps, 1 thread: ~15-20 min on 2 cores
     /tmp/sb3venv/bin/python benchmarks/speed.py --algos sac td3 --reps 3 --threads 2
     /tmp/sb3venv/bin/python benchmarks/speed.py --check-updates        # count both sides' optimizer steps, no timing
-    python benchmarks/speed.py --against torch-acting --algos ppo a2c   # what acting in numpy buys (no SB3 needed)
 
 Method. Each repetition runs, for each algorithm, ours and SB3's one after the other (the order alternates
 between repetitions), so each per-repetition ratio compares two runs made under the same machine load; the table
@@ -42,20 +41,20 @@ ppo_continuous (ppo_continuous.py vs PPO + VecNormalize), Hopper-v5, 20,480 step
     by the running std of the discounted return and clipped to +-10 (SB3: VecNormalize(clip_obs=10,
     clip_reward=10, gamma=0.99, epsilon=1e-8)); Gaussian policy with a state-independent log-std starting at 0;
     64-64 tanh networks, orthogonal init. Hopper-v5 is the benchmark's choice (the script defaults to HalfCheetah).
-sac (sac.py vs SAC), Pendulum-v1, 1,200 steps, learning from step 200 (uniform random actions before): one
-    gradient step per environment step (1,000 in all), batch 256, buffer = all steps, actor and twin critics MLP
-    256-256 ReLU, Adam lr 3e-4 for actor, critics and alpha, gamma 0.99, tau 0.005 every step, actor and alpha
-    updated every step, alpha learned from 0.2 toward entropy -dim(A). Not the script's defaults: the actor
-    every step (the script: twice every 2nd) and the critics' lr 3e-4 (the script: 1e-3), as SB3 has no such
-    options. Optimizer steps: 1,000 each of critic, actor and alpha on both sides.
-td3 (td3.py vs TD3), Pendulum-v1, 1,200 steps, learning from 200: one critic step per environment step (1,000),
+sac (sac.py vs SAC), Pendulum-v1, 1,256 steps, learning from step 256 (uniform random actions before; the first
+    batch of 256 needs as many transitions): one gradient step per environment step (1,000 in all), batch 256,
+    buffer = all steps, actor and twin critics MLP 256-256 ReLU, Adam lr 3e-4 for actor, critics and alpha, gamma
+    0.99, tau 0.005 every step, actor and alpha updated every step, alpha learned from 0.2 toward entropy -dim(A).
+    Not the script's defaults: the actor every step (the script: twice every 2nd) and the critics' lr 3e-4 (the
+    script: 1e-3), as SB3 has no such options. Optimizer steps: 1,000 each of critic, actor and alpha on both sides.
+td3 (td3.py vs TD3), Pendulum-v1, 1,256 steps, learning from 256: one critic step per environment step (1,000),
     actor and both targets every 2nd (500); batch 256, buffer = all steps, MLPs 256-256 ReLU, Adam lr 3e-4,
     gamma 0.99, tau 0.005, target smoothing noise 0.2 clipped at 0.5 and exploration noise 0.1 (all in units
     of the action half-range; SB3 adds its action noise in the [-1, 1]-scaled space, so its std is 0.1 there).
 
-Differences that remain (the implementations, which is what is measured): ppo.py and a2c.py act through a numpy
-copy of the actor, read off the torch module at every rollout; ours uses fused Adam and syncs with the host every
-100 updates off-policy; SB3 acts through its torch policy every step and evaluates the value there too. Environments: both
+Differences that remain (the implementations, which is what is measured): our on-policy scripts act through the
+torch actor at every step and run the critic once per rollout, batched, where SB3's policy evaluates the value at
+every step too; ours uses fused Adam and syncs with the host every 100 updates off-policy. Environments: both
 sides build gymnasium envs with the passive env checker off and record episode statistics (ours
 RecordEpisodeStatistics in a SyncVectorEnv, SB3 Monitor in a DummyVecEnv). Not speed-relevant but different
 (same coefficients, different loss definitions): SB3's value loss is mean((R - V)^2) for A2C and
@@ -64,8 +63,6 @@ squared errors, so at vf_coef 0.5 SB3's value gradient is about twice ours; SB3'
 clamping to [-20, 2], ours squashes it into [-5, 2] with tanh.
 
 --profile prints where our scripts spend their time (torch profiler, self CPU time per op) for every algorithm.
---against torch-acting measures what acting in numpy buys: the other side is our own script with NUMPY_ACTIVATIONS
-emptied, so that numpy_forward hands every rollout step to the torch actor (the sampling stays the same).
 """
 import argparse
 import os
@@ -114,7 +111,7 @@ SETTINGS = {
     "ppo_continuous": dict(env_id="Hopper-v5", num_envs=1, num_steps=2048, num_minibatches=32, update_epochs=10,
                            learning_rate=3e-4, anneal_lr=True, gamma=0.99, gae_lambda=0.95, norm_adv=True,
                            clip_coef=0.2, clip_vloss=True, ent_coef=0.0, vf_coef=0.5, max_grad_norm=0.5,
-                           target_kl=None, norm_obs=True, norm_reward=True),
+                           target_kl=None),
     "sac": dict(env_id="Pendulum-v1", num_envs=1, batch_size=256, hidden_size=256, gamma=0.99, tau=0.005,
                 policy_lr=3e-4, q_lr=3e-4, policy_frequency=1, target_network_frequency=1, alpha=0.2, autotune=True),
     "td3": dict(env_id="Pendulum-v1", num_envs=1, batch_size=256, hidden_size=256, gamma=0.99, tau=0.005,
@@ -124,8 +121,8 @@ MODULES = {"ppo": ppo, "a2c": a2c, "ppo_continuous": ppo_continuous, "sac": sac,
 ALGOS = list(SETTINGS)
 ON_POLICY = ("ppo", "a2c", "ppo_continuous")
 # Chosen so that the default run (5 reps) takes 15-20 minutes on a 2-core machine; on-policy: whole rollouts.
-DEFAULT_STEPS = {"ppo": 76_800, "a2c": 75_000, "ppo_continuous": 20_480, "sac": 1_200, "td3": 1_200}
-LEARNING_STARTS = 200
+DEFAULT_STEPS = {"ppo": 76_800, "a2c": 75_000, "ppo_continuous": 20_480, "sac": 1_256, "td3": 1_256}
+LEARNING_STARTS = 256  # no fewer transitions than a batch (sac.py and td3.py refuse a first batch larger than that)
 OBS_CLIP = REWARD_CLIP = 10.0  # ppo_continuous.py's clipping of normalized observations and scaled rewards
 SEED = 1
 
@@ -202,7 +199,7 @@ def sb3_config(algo: str, steps: int, learning_starts: int) -> SB3Config:
         if algo == "ppo":
             return SB3Config("PPO", s["env_id"], s["num_envs"], kwargs)
         kwargs["policy_kwargs"]["log_std_init"] = 0.0
-        vec_normalize = dict(norm_obs=s["norm_obs"], norm_reward=s["norm_reward"], clip_obs=OBS_CLIP,
+        vec_normalize = dict(norm_obs=True, norm_reward=True, clip_obs=OBS_CLIP,  # ppo_continuous.py always normalizes
                              clip_reward=REWARD_CLIP, gamma=s["gamma"], epsilon=1e-8)
         return SB3Config("PPO", s["env_id"], s["num_envs"], kwargs, vec_normalize=vec_normalize)
 
@@ -244,20 +241,8 @@ def sb3_train(algo: str, steps: int, learning_starts: int, threads: int) -> list
     return [ep["r"] for ep in model.ep_info_buffer]
 
 
-def ours_torch_acting(algo: str, steps: int, learning_starts: int, threads: int) -> list[float]:
-    """Ours, acting through the torch actor: with no numpy activation to mirror, numpy_forward calls the module."""
-    module = MODULES[algo]
-    saved = dict(module.NUMPY_ACTIVATIONS)
-    module.NUMPY_ACTIVATIONS.clear()
-    try:
-        return ours_train(algo, steps, learning_starts, threads)
-    finally:
-        module.NUMPY_ACTIVATIONS.update(saved)
-
-
 # ---------------------------------------------------------------- measuring
-IMPLEMENTATIONS = {"ours": ours_train, "sb3": sb3_train, "torch-acting": ours_torch_acting}
-NUMPY_ACTING = ("ppo", "a2c")  # the scripts that act through numpy_forward
+IMPLEMENTATIONS = {"ours": ours_train, "sb3": sb3_train}
 
 
 def timed(fn, *args) -> tuple[float, float]:
@@ -288,13 +273,11 @@ NAMES = {"ppo": ("ppo.py", "PPO"), "a2c": ("a2c.py", "A2C"), "ppo_continuous": (
          "sac": ("sac.py", "SAC"), "td3": ("td3.py", "TD3")}
 
 
-def markdown_table(summaries: dict, steps: dict, against: str = "sb3") -> str:
-    other = "SB3" if against == "sb3" else "torch acting"
-    rows = [f"| ours / {other} | env | steps | ours SPS | {other} SPS | ratio (min-max) | ours steps/CPU-s | {other} "
-            "steps/CPU-s | ratio (min-max) |", "|---|---|---|---|---|---|---|---|---|"]
+def markdown_table(summaries: dict, steps: dict) -> str:
+    rows = ["| ours / SB3 | env | steps | ours SPS | SB3 SPS | ratio (min-max) | ours steps/CPU-s | SB3 steps/CPU-s | "
+            "ratio (min-max) |", "|---|---|---|---|---|---|---|---|---|"]
     for algo, s in summaries.items():
         ours, theirs = NAMES[algo]
-        theirs = theirs if against == "sb3" else "the same, acting through the torch actor"
         rows.append(f"| `{ours}` / {theirs} | {SETTINGS[algo]['env_id']} | {steps[algo]:,} | {s['ours_sps']:,.1f} | "
                     f"{s['sb3_sps']:,.1f} | {s['ratio']:.2f} ({s['ratio_min']:.2f}-{s['ratio_max']:.2f}) | "
                     f"{s['ours_cpu_sps']:,.1f} | {s['sb3_cpu_sps']:,.1f} | "
@@ -310,10 +293,8 @@ def machine() -> str:
 
 
 def report(opts, summaries: dict, steps: dict, load_before: float, sb3_version: str | None) -> str:
-    other = "SB3" if getattr(opts, "against", "sb3") == "sb3" else "torch acting"
     return "\n".join([
-        "# Speed: this repository against Stable-Baselines3" if other == "SB3" else
-        "# Speed: acting in numpy against acting through the torch actor",
+        "# Speed: this repository against Stable-Baselines3",
         "",
         f"`{shlex.join([sys.executable] + sys.argv)}`",
         "",
@@ -323,13 +304,13 @@ def report(opts, summaries: dict, steps: dict, load_before: float, sb3_version: 
         f"(--threads {opts.threads}), for both implementations",
         f"- versions: torch {torch.__version__}, gymnasium {gym.__version__}"
         + (f", stable-baselines3 {sb3_version}" if sb3_version else ""),
-        f"- {opts.reps} repetitions, ours and {other} alternating within each; medians of the SPS, median (min-max) of "
-        f"the per-repetition ratios ours / {other} (above 1: ours is faster)",
+        f"- {opts.reps} repetitions, ours and SB3 alternating within each; medians of the SPS, median (min-max) of "
+        "the per-repetition ratios ours / SB3 (above 1: ours is faster)",
         f"- off-policy learning starts after {opts.learning_starts} steps; settings: benchmarks/speed.py",
         "- SPS: environment steps / wall seconds of building the agent and training (no evaluation); "
         "steps/CPU-s: per second of the process's CPU time",
         "",
-        markdown_table(summaries, steps, getattr(opts, "against", "sb3")),
+        markdown_table(summaries, steps),
         "",
     ])
 
@@ -378,18 +359,14 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument(f"--{algo.replace('_', '-')}-steps", type=int, default=DEFAULT_STEPS[algo],
                             help=f"environment steps of each {algo} run")
     parser.add_argument("--learning-starts", type=int, default=LEARNING_STARTS, help="sac/td3: random steps before learning")
-    parser.add_argument("--out", help="the markdown report (default: benchmarks/results/speed.md, or speed_acting.md "
-                                      "with --against torch-acting)")
+    parser.add_argument("--out", help="the markdown report (default: benchmarks/results/speed.md)")
     parser.add_argument("--check-updates", action="store_true",
                         help="instead of timing, count both sides' optimizer steps and parameters for each algorithm")
     parser.add_argument("--profile", action="store_true", help="also profile one run of each of ours")
-    parser.add_argument("--against", choices=["sb3", "torch-acting"], default="sb3",
-                        help="the other side: Stable-Baselines3, or our script acting through torch (ppo, a2c)")
+    parser.add_argument("--against", choices=["sb3"], default="sb3", help="the other side: Stable-Baselines3")
     opts = parser.parse_args(argv)
     if opts.reps < 1 or opts.threads < 1:
         raise SystemExit(f"--reps and --threads must be at least 1 (got {opts.reps}, {opts.threads}).")
-    if opts.against == "torch-acting" and set(opts.algos) - set(NUMPY_ACTING):
-        raise SystemExit(f"--against torch-acting measures the scripts that act in numpy: --algos {' '.join(NUMPY_ACTING)}.")
     steps = {algo: getattr(opts, f"{algo}_steps") for algo in opts.algos}
     for algo in opts.algos:
         check_steps(algo, steps[algo], opts.learning_starts)
@@ -403,7 +380,7 @@ def main(argv: list[str] | None = None) -> None:
     for algo in opts.algos:  # warm-up: the first run of a process pays one-off imports and allocator growth
         for impl in ("ours", opts.against):
             IMPLEMENTATIONS[impl](algo, warmup_steps(algo, opts.learning_starts), opts.learning_starts, opts.threads)
-    reps = {algo: [] for algo in opts.algos}  # per rep: ours wall SPS, ours CPU SPS, other wall SPS, other CPU SPS
+    reps = {algo: [] for algo in opts.algos}  # per rep: ours wall SPS, ours CPU SPS, SB3 wall SPS, SB3 CPU SPS
     for rep in range(opts.reps):
         for algo in opts.algos:
             order = ("ours", opts.against) if rep % 2 == 0 else (opts.against, "ours")
@@ -415,14 +392,11 @@ def main(argv: list[str] | None = None) -> None:
             (ow, oc), (sw, sc) = sps["ours"], sps[opts.against]
             print(f"rep {rep} {algo:>14}: ours {ow:8.1f} SPS ({oc:8.1f} per CPU s) | {opts.against} {sw:8.1f} SPS "
                   f"({sc:8.1f} per CPU s) | ratio {ow / sw:.2f} ({oc / sc:.2f})", flush=True)
-    sb3_version = None
-    if opts.against == "sb3":
-        import stable_baselines3
-        sb3_version = stable_baselines3.__version__
+    import stable_baselines3
 
-    text = report(opts, {algo: summarize(r) for algo, r in reps.items()}, steps, load_before, sb3_version)
+    text = report(opts, {algo: summarize(r) for algo, r in reps.items()}, steps, load_before, stable_baselines3.__version__)
     print("\n" + text)
-    opts.out = opts.out or str(ROOT / "benchmarks" / "results" / ("speed.md" if opts.against == "sb3" else "speed_acting.md"))
+    opts.out = opts.out or str(ROOT / "benchmarks" / "results" / "speed.md")
     Path(opts.out).parent.mkdir(parents=True, exist_ok=True)
     Path(opts.out).write_text(text)
     print(f"written to {opts.out}")

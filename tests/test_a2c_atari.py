@@ -1,10 +1,15 @@
 """Behaviour of a2c_atari.py on real ALE games: the preprocessing of both backends, what the learner sees against
 what is logged (clipped rewards and life-loss ends vs raw full-game scores), short trainings in one process and
-in two torchrun processes, seeded runs, save / load, bad input, Ctrl-C and --help."""
+in two torchrun processes, seeded runs, the sampled evaluation, save / load across backends, what only this script
+refuses, a non-finite update, and stops (Ctrl-C in-process; a signal to the process group of --vector-env async).
+The command-line contract shared by the eight scripts is tests/test_family.py's."""
 import dataclasses
 import math
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import gymnasium as gym
@@ -189,7 +194,7 @@ def test_time_limit_is_bootstrapped_with_the_value_of_the_true_final_frames(monk
     expected = torch.from_numpy(np.sign(np.stack(rec.rewards))).float()
     for t, i in zip(*np.nonzero(cut)):
         with torch.no_grad():
-            expected[t, i] += 0.99 * out["agent"].get_value(torch.from_numpy(rec.final_obs[t][i][None]))[0]
+            expected[t, i] += 0.99 * out["agent"](torch.from_numpy(rec.final_obs[t][i][None]))[1][0]
     assert dones[torch.from_numpy(cut)].tolist() == [1.0, 1.0]
     torch.testing.assert_close(rewards, expected)
 
@@ -204,10 +209,12 @@ def test_nature_cnn_shared_by_both_heads_takes_uint8_frames():
     assert sum(p.numel() for p in agent.parameters()) == trunk + (512 * 4 + 4) + (512 + 1)  # one trunk, two heads
     frames = torch.randint(0, 256, (3, 4, 84, 84), dtype=torch.uint8)
     with torch.no_grad():
-        logprob, entropy, value = agent.evaluate_actions(frames, torch.tensor([0, 1, 3]))
-        torch.testing.assert_close(value, agent.critic(agent.trunk(frames.float() / 255)).squeeze(-1))
-    assert logprob.shape == entropy.shape == value.shape == (3,)
-    assert entropy.min() > math.log(4) - 0.01  # the policy head starts near uniform
+        pi, value = agent(frames)
+        hidden = agent.trunk(frames.float() / 255)
+        torch.testing.assert_close(value, agent.critic(hidden).squeeze(-1))
+        torch.testing.assert_close(pi.logits, torch.log_softmax(agent.actor(hidden), -1))
+    assert pi.probs.shape == (3, 4) and value.shape == (3,)
+    assert pi.entropy().min() > math.log(4) - 0.01  # the policy head starts near uniform
 
 
 # ---- short trainings
@@ -218,8 +225,8 @@ def test_smoke_training_logs_finite_scalars():
     metrics = read_metrics(run_dir)
     assert_finite_scalars(metrics, SCALARS)
     assert max(s for name in metrics for s, _ in metrics[name]) == 800  # agent steps, counted over all envs
-    assert read_args(run_dir) == dataclasses.asdict(a2c_atari.Args(cuda=False, eval_episodes=0, torch_threads=1,
-                                                                    total_timesteps=800, **TINY))
+    assert read_args(run_dir) == dataclasses.asdict(a2c_atari.Args(  # the defaults resolved: the game and the seed
+        env_id="BreakoutNoFrameskip-v4", seed=1, cuda=False, eval_episodes=0, torch_threads=1, total_timesteps=800, **TINY))
     lr = [v for _, v in metrics["charts/learning_rate"]]
     assert lr == sorted(lr, reverse=True) and lr[-1] < 7e-4 / 10  # linear decay towards 0
 
@@ -250,7 +257,7 @@ import torch
 sys.path.insert(0, {root!r})
 import a2c_atari
 
-first, average, evaluate = {{}}, a2c_atari.average_gradients, a2c_atari.Agent.evaluate_actions
+first, average, forward = {{}}, a2c_atari.average_gradients, a2c_atari.Agent.forward
 
 
 def average_spy(params, world):
@@ -260,12 +267,13 @@ def average_spy(params, world):
     first.setdefault("mean", [p.grad.clone() for p in params])
 
 
-def evaluate_spy(agent, frames, actions):
-    first.setdefault("frames", frames.clone())
-    return evaluate(agent, frames, actions)
+def forward_spy(agent, frames):
+    if len(frames) == 10:  # the update's batch: 5 steps x 2 envs
+        first.setdefault("frames", frames.clone())
+    return forward(agent, frames)
 
 
-a2c_atari.average_gradients, a2c_atari.Agent.evaluate_actions = average_spy, evaluate_spy
+a2c_atari.average_gradients, a2c_atari.Agent.forward = average_spy, forward_spy
 out = a2c_atari.main(a2c_atari.Args(cuda=False, num_envs=2, num_steps=5, total_timesteps=200, log_interval=5,
                                     eval_episodes=0, torch_threads=1, save_model=True))
 torch.save(dict(first, model=out["agent"].state_dict()), f"rank{{os.environ['RANK']}}.pt")
@@ -301,53 +309,67 @@ def test_two_torchrun_processes_average_their_gradients_and_end_with_identical_w
     assert [s for s, _ in metrics["charts/SPS"]] == [100, 200]
 
 
+# ---- evaluation
+def test_evaluation_samples_full_games_that_end_without_the_time_limit(monkeypatch):
+    """An untrained policy never learned to FIRE: sampled, it still ends each game by losing every life, in a
+    few hundred steps rather than at the 108k-frame limit. The scores are the raw sums of each env's first game."""
+    made = record_envs(monkeypatch)
+    out = run(total_timesteps=20, eval_episodes=2)
+    ev = made[1]  # made[0] trained
+    raw, terminated, truncated = (np.stack(x) for x in (ev.rewards, ev.terminated, ev.truncated))
+    first_end = [int(np.flatnonzero(terminated[:, i] | truncated[:, i])[0]) for i in range(2)]
+    assert not any(truncated[t, i] for i, t in enumerate(first_end)) and max(first_end) < 2_000
+    assert out["eval_returns"] == [float(raw[:t + 1, i].sum()) for i, t in enumerate(first_end)]
+    assert read_metrics(out["run_dir"])["eval/episodic_return"] == [(20, r) for r in out["eval_returns"]]
+
+
+class Log:
+    def log(self, step, scalars):
+        pass
+
+
+def test_each_evaluation_game_is_the_same_whatever_the_number_of_games():
+    """Env i samples from its own stream: the first two games of an evaluation of 3 are those of an evaluation of 2
+    (so `--load-model` alone, with the default 10, repeats a run's evaluation of fewer games)."""
+    args = a2c_atari.Args(eval_episodes=2)
+    a2c_atari.check_args(args)
+    torch.manual_seed(0)
+    agent = a2c_atari.Agent(4)
+    two = a2c_atari.evaluate(agent, args, torch.device("cpu"), Log(), 0)
+    three = a2c_atari.evaluate(agent, dataclasses.replace(args, eval_episodes=3), torch.device("cpu"), Log(), 0)
+    assert three[:2] == two
+
+
 # ---- save / load
-def test_saved_model_reloads_and_acts_identically():
-    """Pong: a barely trained argmax policy loses a game 21 to nearly nothing within ~1000 steps."""
-    trained = run(env_id="ALE/Pong-v5", total_timesteps=100, save_model=True, eval_episodes=1)
+def test_load_model_alone_repeats_the_evaluation_of_a_run_made_with_either_backend():
+    """Pong, trained a little with gymnasium's subprocesses: `--load-model` alone (so ale-py's env, the run's game and
+    seed) acts identically and scores exactly what the run's own evaluation scored: both play on ale-py's env."""
+    trained = run(env_id="ALE/Pong-v5", vector_env="async", num_envs=2, total_timesteps=100, save_model=True,
+                  eval_episodes=1, seed=7)
     path = Path(trained["run_dir"]) / "model.pt"
     assert path.is_file() and not Path(str(path) + ".tmp").exists()
-    assert Path(trained["run_dir"]).name.startswith("ALE_Pong-v5__a2c_atari__1__")  # no "/" in the name
-    loaded = run(env_id="ALE/Pong-v5", load_model=str(path), eval_episodes=1)
-    # Exact equality: the same code runs on the same weights and inputs (and on the same evaluation games).
+    assert Path(trained["run_dir"]).name.startswith("ALE_Pong-v5__a2c_atari__7__")  # no "/" in the name
+    loaded = run(load_model=str(path), eval_episodes=1)  # no --env-id, no --seed
     obs = torch.randint(0, 256, (8, 4, 84, 84), dtype=torch.uint8)
     with torch.no_grad():
-        assert torch.equal(loaded["agent"].act_deterministic(obs), trained["agent"].act_deterministic(obs))
-        assert torch.equal(loaded["agent"].get_value(obs), trained["agent"].get_value(obs))
+        (pi_a, v_a), (pi_b, v_b) = loaded["agent"](obs), trained["agent"](obs)
+        assert torch.equal(pi_a.logits, pi_b.logits) and torch.equal(v_a, v_b)
     assert len(trained["eval_returns"]) == 1 and -21 <= trained["eval_returns"][0] < 0  # a raw Pong score
     assert loaded["eval_returns"] == trained["eval_returns"]
+    assert read_args(loaded["run_dir"])["env_id"] == "ALE/Pong-v5" and read_args(loaded["run_dir"])["seed"] == 7
     assert read_metrics(loaded["run_dir"])["eval/episodic_return"] == [(0, trained["eval_returns"][0])]
-    state = torch.load(path, weights_only=True)
-    assert state["script"] == "a2c_atari.py" and state["env_id"] == "ALE/Pong-v5" and state["n_actions"] == 6
+    assert set(torch.load(path, weights_only=True)) == {"script", "env_id", "args", "model"}
 
 
-def test_checkpoint_from_another_script_or_game_is_refused(tmp_path):
-    pong = str(tmp_path / "pong.pt")
-    a2c_atari.save_checkpoint(pong, a2c_atari.Agent(6), a2c_atari.Args(env_id="ALE/Pong-v5"))
-    with pytest.raises(ValueError, match=r"trained on ALE/Pong-v5, not BreakoutNoFrameskip-v4; pass --env-id ALE/Pong"):
-        run(load_model=pong)
-    other = str(tmp_path / "other.pt")
-    torch.save({"script": "a2c.py", "env_id": "BreakoutNoFrameskip-v4", "model": {}}, other)
-    with pytest.raises(ValueError, match=r"was not saved by a2c_atari\.py"):
-        run(load_model=other)
-
-
-# ---- bad input
-@pytest.mark.parametrize("overrides,processes,message", [
-    (dict(env_id="CartPole-v1"), "1", r"CartPole-v1 is not an Atari game.*use a2c\.py"),
-    (dict(env_id="NoSuchGame-v0"), "1", r"unknown environment id 'NoSuchGame-v0'"),
-    (dict(total_timesteps=10), "1", r"smaller than one rollout"),
-    (dict(total_timesteps=30), "2", r"smaller than one rollout \(num_envs \* num_steps \* processes = 40\)"),
-    (dict(learning_rate=0.0), "1", r"--learning-rate must be positive"),
-    (dict(log_interval=0), "1", r"--log-interval must be at least 1"),
-    (dict(capture_video=True), "1", r"--capture-video needs --vector-env async"),
-    (dict(load_model="missing/model.pt"), "1", r"does not exist"),
-    (dict(load_model="model.pt"), "2", r"--load-model evaluates in one process; run it with python, not torchrun"),
-])
-def test_bad_arguments_fail_with_a_clear_message(monkeypatch, overrides, processes, message):
-    monkeypatch.setenv("WORLD_SIZE", processes)  # as torchrun sets it
-    with pytest.raises(ValueError, match=message):
-        run(**overrides)
+# ---- what only this script refuses (the family's table has the rest)
+def test_under_torchrun_a_budget_counts_every_process_and_load_model_is_refused(monkeypatch, tmp_path):
+    checkpoint = str(tmp_path / "model.pt")  # a real one: only the process count is wrong
+    a2c_atari.save_checkpoint(checkpoint, a2c_atari.Agent(4), a2c_atari.Args(env_id="BreakoutNoFrameskip-v4", seed=1))
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun sets it for two processes
+    with pytest.raises(a2c_atari.UsageError, match=r"smaller than one rollout \(num_envs \* num_steps \* processes = 40\)"):
+        run(total_timesteps=30)
+    with pytest.raises(a2c_atari.UsageError, match="--load-model evaluates in one process; run it with python, not torchrun"):
+        run(load_model=checkpoint)
     assert not Path("runs").exists()  # refused before anything was built or written
 
 
@@ -363,23 +385,46 @@ def test_missing_ale_py_or_opencv_names_the_pip_command(monkeypatch, module, ove
     assert not Path("runs").exists()
 
 
-# ---- Ctrl-C
-def test_ctrl_c_stops_cleanly_and_keeps_metrics_and_model(monkeypatch):
-    made = record_envs(monkeypatch, interrupt_after=120)  # 24 updates of 4 envs x 5 steps, then Ctrl-C
-    out = run(total_timesteps=100_000, save_model=True, eval_episodes=3)
-    games = int(np.stack(made[0].terminated).sum())
-    metrics = read_metrics(out["run_dir"])
-    assert [s for s, _ in metrics["losses/value_loss"]] == [100, 200, 300, 400]  # every 5th update so far
-    assert len(metrics.get("charts/episodic_return", [])) == games
-    assert "eval/episodic_return" not in metrics and out["eval_returns"] == []
-    assert (Path(out["run_dir"]) / "model.pt").is_file()
+# ---- a non-finite update
+def test_a_non_finite_loss_stops_before_the_step_and_model_pt_keeps_the_last_finite_weights(monkeypatch):
+    """The third update's loss turns NaN: the run stops naming it and the step, before the optimizer applies it, so
+    the saved weights are those after two updates (the same as a run of exactly two)."""
+    real_loss, calls = a2c_atari.a2c_loss, []
+
+    def poisoned(*args):
+        calls.append(1)
+        loss, parts = real_loss(*args)
+        return (loss * math.nan, (parts[0] * math.nan, *parts[1:])) if len(calls) == 3 else (loss, parts)
+
+    monkeypatch.setattr(a2c_atari, "a2c_loss", poisoned)
+    with pytest.raises(FloatingPointError, match=r"^the policy loss is not finite at step 60: training stopped\.$"):
+        run(total_timesteps=400, save_model=True, anneal_lr=False, log_interval=1)
+    (run_dir,) = Path("runs").iterdir()
+    saved = torch.load(run_dir / "model.pt", weights_only=True)["model"]
+    monkeypatch.setattr(a2c_atari, "a2c_loss", real_loss)
+    assert_same_weights(saved, run(total_timesteps=40, anneal_lr=False)["agent"].state_dict())
+    assert [s for s, _ in read_metrics(run_dir)["losses/policy_loss"]] == [20, 40]
 
 
-# ---- command line
-def test_help_lists_every_flag_with_its_comment():
-    text = subprocess.run([sys.executable, "a2c_atari.py", "--help"], cwd=ROOT, capture_output=True, text=True,
-                          check=True, env={"COLUMNS": "200", "PATH": ""}).stdout
-    for field in dataclasses.fields(a2c_atari.Args):
-        assert f"--{field.name.replace('_', '-')}" in text, field.name
-    assert "the GAE lambda (1.0: the paper's n-step returns" in text and "(default: 1.0)" in text
-    assert "{ale,async}" in text
+def processes_naming(marker: str) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if marker in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+                found.append(int(pid))
+        except OSError:  # gone meanwhile
+            pass
+    return found
+
+
+def test_subprocess_workers_sit_out_of_the_run_s_process_group():
+    """So a terminal's Ctrl-C, or a signal to the run's group, reaches the main process alone, which ends them; the
+    main process itself (which builds one game too, for the spaces) stays in its group."""
+    a2c_atari.check_args(a2c_atari.Args())
+    group = os.getpgid(0)
+    envs = a2c_atari.make_envs("BreakoutNoFrameskip-v4", 2, "async")
+    try:
+        assert all(os.getpgid(p.pid) == p.pid != group for p in envs.unwrapped.processes)  # each leads its own group
+        assert os.getpgid(0) == group
+    finally:
+        envs.close()

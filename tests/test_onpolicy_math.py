@@ -1,12 +1,9 @@
 """The math of the on-policy scripts (ppo.py, a2c.py, ppo_continuous.py, and a2c_atari.py where it shares it)
-against hand computations and torch.distributions, and the numpy acting of ppo.py and a2c.py against the torch
-networks it mirrors."""
+against hand computations and torch.distributions."""
 import math
 
-import numpy as np
 import pytest
 import torch
-import torch.nn as nn
 from torch.distributions import Categorical, Normal
 
 import a2c
@@ -15,7 +12,6 @@ import ppo
 import ppo_continuous
 
 PPO_SCRIPTS = [pytest.param(ppo, id="ppo"), pytest.param(ppo_continuous, id="ppo_continuous")]
-NUMPY_ACTING = [pytest.param(ppo, id="ppo"), pytest.param(a2c, id="a2c")]
 
 
 # ---- the clipped surrogate
@@ -115,15 +111,32 @@ def test_a2c_loss_by_hand(module):
 
 
 # ---- the policies' log-probabilities and entropies
-def test_ppo_categorical_matches_torch_distributions():
+@pytest.mark.parametrize("module", [ppo, a2c], ids=["ppo", "a2c"])
+def test_categorical_matches_torch_distributions(module):
     torch.manual_seed(0)
-    agent = ppo.Agent(4, 5)
+    agent = ppo.Agent(4, 5) if module is ppo else a2c.Agent(4, 5, continuous=False)
     x, action = torch.randn(64, 4) * 3, torch.randint(0, 5, (64,))
     logprob, entropy, value = agent.evaluate_actions(x, action)
     reference = Categorical(logits=agent.actor(x))
     torch.testing.assert_close(logprob, reference.log_prob(action))
     torch.testing.assert_close(entropy, reference.entropy())
     torch.testing.assert_close(value, agent.critic(x)[:, 0])
+
+
+def test_a2c_gaussian_is_independent_across_action_dimensions():
+    """a2c's Gaussian: the log-density and the entropy of an action are the sums of its dimensions' (one std each)."""
+    torch.manual_seed(0)
+    agent = a2c.Agent(3, 2, continuous=True)
+    with torch.no_grad():
+        agent.actor_logstd.copy_(torch.tensor([-1.0, 0.5]))
+    x, action = torch.randn(64, 3), torch.randn(64, 2) * 2
+    logprob, entropy, value = agent.evaluate_actions(x, action)
+    mean, std = agent.actor(x), torch.tensor([-1.0, 0.5]).exp()
+    by_hand = (-0.5 * ((action - mean) / std) ** 2 - std.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
+    torch.testing.assert_close(logprob, by_hand)
+    torch.testing.assert_close(entropy, (0.5 + 0.5 * math.log(2 * math.pi) + std.log()).sum().expand(64))
+    torch.testing.assert_close(value, agent.critic(x)[:, 0])
+    assert agent.policy(x).sample().shape == (64, 2)
 
 
 def test_ppo_continuous_gaussian_matches_torch_distributions():
@@ -137,76 +150,3 @@ def test_ppo_continuous_gaussian_matches_torch_distributions():
     torch.testing.assert_close(logprob, reference.log_prob(action).sum(-1))
     torch.testing.assert_close(entropy, reference.entropy().sum(-1))
     torch.testing.assert_close(value, agent.critic(x)[:, 0])
-
-
-# ---- acting in numpy must be the same policy as the torch module the update trains
-def relu_agent(module):
-    """The first edit a researcher makes: ReLU in place of Tanh, in both networks."""
-    torch.manual_seed(0)
-    agent = module.Agent(6, 3) if module is ppo else module.Agent(6, 3, continuous=False)
-    for net in (agent.actor, agent.critic):
-        for i, layer in enumerate(net):
-            if isinstance(layer, nn.Tanh):
-                net[i] = nn.ReLU()
-    return agent
-
-
-@pytest.mark.parametrize("module", NUMPY_ACTING)
-@pytest.mark.parametrize("edit", ["tanh", "relu", "layernorm"])
-def test_numpy_forward_is_the_torch_network_whatever_its_layers(module, edit):
-    """numpy_forward reads the layers off the module: Tanh and ReLU networks are mirrored in numpy, a layer with no
-    numpy twin (LayerNorm) is run by torch; either way the numbers are the torch network's."""
-    torch.manual_seed(0)
-    agent = relu_agent(module) if edit == "relu" else (ppo.Agent(6, 3) if module is ppo else a2c.Agent(6, 3, False))
-    if edit == "layernorm":
-        agent.actor.insert(2, nn.LayerNorm(64))
-    x = torch.randn(9, 6) * 2
-    with torch.no_grad():
-        expected = agent.actor(x).numpy()
-    np.testing.assert_allclose(module.numpy_forward(agent.actor)(x.numpy()), expected, rtol=1e-5, atol=1e-6)
-
-
-def test_numpy_forward_copies_the_weights_of_the_moment():
-    """Read off per rollout: a later optimizer step changes the torch network, not the numpy copy already made."""
-    torch.manual_seed(0)
-    agent = ppo.Agent(4, 2)
-    x = torch.randn(5, 4)
-    forward = ppo.numpy_forward(agent.actor)
-    before = forward(x.numpy())
-    opt = torch.optim.Adam(agent.parameters(), lr=0.1)
-    agent.actor(x).sum().backward()
-    opt.step()
-    np.testing.assert_array_equal(forward(x.numpy()), before)
-    np.testing.assert_allclose(ppo.numpy_forward(agent.actor)(x.numpy()), agent.actor(x).detach().numpy(), rtol=1e-5,
-                               atol=1e-6)
-
-
-def test_categorical_sampling_is_exact():
-    """Gumbel-max samples follow softmax(logits), and the recorded log-probability is torch's."""
-    logits = np.array([[0.0, 1.0, -1.0, 2.0]] * 40_000, dtype=np.float32)
-    probs = torch.softmax(torch.from_numpy(logits[0]), -1).numpy()
-    sigma = np.sqrt(probs * (1 - probs) / len(logits))
-    for action, logp in (ppo.sample_categorical(logits, np.random.default_rng(0)),
-                         a2c.sample_action(logits, None, np.random.default_rng(1))):
-        freq = np.bincount(action, minlength=4) / len(action)
-        assert np.all(np.abs(freq - probs) < 5 * sigma), (freq, probs)
-        expected = Categorical(logits=torch.from_numpy(logits)).log_prob(torch.from_numpy(action)).numpy()
-        np.testing.assert_allclose(logp, expected, rtol=1e-5, atol=1e-6)
-
-
-def test_a2c_gaussian_sampling_follows_the_torch_policy():
-    """a2c.sample_action draws mean + std * noise with the log-density torch gives the same action."""
-    mean, logstd = np.array([[0.3, -1.0]] * 50_000, dtype=np.float32), np.array([-1.0, 0.5], dtype=np.float32)
-    action, logp = a2c.sample_action(mean, logstd, np.random.default_rng(0))
-    np.testing.assert_allclose(action.mean(0), mean[0], atol=0.03)
-    np.testing.assert_allclose(action.std(0), np.exp(logstd), rtol=0.02)
-    expected = Normal(torch.from_numpy(mean), torch.from_numpy(logstd).exp()).log_prob(torch.from_numpy(action)).sum(-1)
-    np.testing.assert_allclose(logp, expected.numpy(), rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.parametrize("module", NUMPY_ACTING)
-def test_check_acting_stops_when_the_two_policies_disagree(module):
-    logp = np.log(np.full((5, 4), 0.25, dtype=np.float32))
-    module.check_acting(logp, torch.from_numpy(logp).reshape(-1) + 1e-5)  # rounding: no complaint
-    with pytest.raises(RuntimeError, match=r"disagree on the rollout's log-probabilities by 0\.01.*edit both alike"):
-        module.check_acting(logp, torch.from_numpy(logp).reshape(-1) + 0.01)

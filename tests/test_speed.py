@@ -70,6 +70,7 @@ RUN_FIELDS = {"exp_name", "seed", "torch_deterministic", "cuda", "track", "wandb
 @pytest.mark.parametrize("algo", speed.ALGOS)
 def test_settings_cover_every_hyperparameter_and_are_the_scripts_defaults_except_the_benchmarks_choices(algo):
     defaults = speed.MODULES[algo].Args()
+    speed.MODULES[algo].check_args(defaults)  # fills in what Args leaves None (env_id), as a run does
     assert {f.name for f in dataclasses.fields(defaults)} - RUN_FIELDS == set(speed.SETTINGS[algo])
     assert {k for k, v in speed.SETTINGS[algo].items() if getattr(defaults, k) != v} == NOT_DEFAULTS[algo]
 
@@ -130,7 +131,7 @@ def test_on_policy_sb3_arguments_agree_with_our_args_and_networks(algo):
         actor, critic = agent.actor_mean, agent.critic
         assert (agent.actor_logstd == pk["log_std_init"]).all()
         vn = cfg.vec_normalize
-        assert (vn["norm_obs"], vn["norm_reward"], vn["gamma"]) == (args.norm_obs, args.norm_reward, args.gamma)
+        assert (vn["norm_obs"], vn["norm_reward"], vn["gamma"]) == (True, True, args.gamma)  # ours always normalizes both
         clipped = speed.ppo_continuous.normalize_obs(speed.ppo_continuous.RunningMeanStd(shape=(1,)), np.array([[1e9], [-1e9]]))
         assert clipped[:, 0].tolist() == [vn["clip_obs"], -vn["clip_obs"]]
     assert mlp_shape(actor) == (pk["net_arch"]["pi"], {pk["activation_fn"]})
@@ -145,12 +146,13 @@ def test_on_policy_sb3_arguments_agree_with_our_args_and_networks(algo):
 
 @pytest.mark.parametrize("algo", ["sac", "td3"])
 def test_off_policy_sb3_arguments_agree_with_our_args_and_networks(algo):
-    steps, starts = 1200, 200
+    steps, starts = speed.DEFAULT_STEPS[algo], speed.LEARNING_STARTS
     args = speed.ours_args(algo, steps, starts, 1, "unused")
     cfg = speed.sb3_config(algo, steps, starts)
     kw = cfg.kwargs
     assert (cfg.env_id, cfg.n_envs) == (args.env_id, args.num_envs)
-    assert (kw["batch_size"], kw["buffer_size"], kw["learning_starts"]) == (args.batch_size, args.buffer_size, args.learning_starts)
+    assert (kw["batch_size"], kw["buffer_size"], kw["learning_starts"]) == \
+        (args.batch_size, args.buffer_size, args.learning_starts)
     assert (args.buffer_size, args.learning_starts, args.total_timesteps, args.eval_episodes) == (steps, starts, steps, 0)
     assert (kw["gamma"], kw["tau"], kw["train_freq"], kw["gradient_steps"]) == (args.gamma, args.tau, 1, args.num_envs)
     if algo == "sac":
@@ -173,12 +175,12 @@ def test_off_policy_sb3_arguments_agree_with_our_args_and_networks(algo):
 
 # Tiny runs: our side at SETTINGS, counting optimizer steps (the number of gradient steps per rollout that the
 # module docstring states, and that --check-updates compares with SB3's).
-TINY = {"ppo": 512, "a2c": 80, "ppo_continuous": 2048, "sac": 60, "td3": 60}
+TINY = {"ppo": 512, "a2c": 80, "ppo_continuous": 2048, "sac": speed.LEARNING_STARTS + 40, "td3": speed.LEARNING_STARTS + 40}
 
 
 @pytest.mark.parametrize("algo", speed.ALGOS)
 def test_our_runs_take_the_stated_optimizer_steps_and_time_positive(algo):
-    steps, starts = TINY[algo], 30
+    steps, starts = TINY[algo], speed.LEARNING_STARTS
     counted = []
     wall, cpu = speed.timed(lambda: counted.append(speed.count_optimizer_steps(speed.ours_train, algo, steps, starts, 1)))
     returns, counts = counted[0]
