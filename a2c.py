@@ -122,6 +122,8 @@ def check_args(args: Args) -> dict | None:
     for bad, problem in [
         (not isinstance(act, (gym.spaces.Discrete, gym.spaces.Box)),
          f"a2c.py handles Discrete and Box action spaces, but {args.env_id} has {act}."),
+        (getattr(act, "start", 0) != 0, f"a2c.py numbers discrete actions from 0, but {args.env_id} has {act}; shift "
+         "them with a gym.ActionWrapper."),
         (isinstance(act, gym.spaces.Box) and (len(act.shape) != 1 or not np.isfinite([act.low, act.high]).all()),
          f"a2c.py needs a bounded one-dimensional Box action space, but {args.env_id} has {act}."),
         (isinstance(obs, gym.spaces.Box) and obs.dtype == np.uint8 and len(obs.shape) >= 2,

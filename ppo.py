@@ -112,6 +112,8 @@ def check_args(args: Args) -> dict | None:
     for bad, problem in [
         (not isinstance(act, gym.spaces.Discrete), f"ppo.py needs discrete actions, but {args.env_id} has {act}; "
          "use ppo_continuous.py for continuous ones."),
+        (getattr(act, "start", 0) != 0, f"ppo.py numbers its actions from 0, but {args.env_id} has {act}; shift them "
+         "with a gym.ActionWrapper."),
         (isinstance(obs, gym.spaces.Box) and obs.dtype == np.uint8 and len(obs.shape) >= 2,
          f"{args.env_id} has image observations {obs}; a2c_atari.py trains a CNN on frames."),
         (not isinstance(obs, (gym.spaces.Box, gym.spaces.Discrete)), f"ppo.py takes Box or Discrete observations, not "

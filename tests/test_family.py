@@ -133,8 +133,11 @@ PHASES = {
     "grpo_toy.py": {"warm-up": ("torch:zero_grad", 2), "update": ("grpo_loss", 1), "evaluation": ("evaluate", 2)},
     "dpo_toy.py": {"warm-up": ("torch:zero_grad", 2), "update": ("dpo_loss", 1), "evaluation": ("evaluate", 2)},
 }
-DEFAULT = {"update": "SIGTERM", "evaluation": "SIGINT"}  # the rest of the matrix is marked slow
-MATRIX = [pytest.param(s, phase, sig, marks=[] if DEFAULT.get(phase) == sig else [pytest.mark.slow])
+# By default one cell per script, together every phase and both signals; `-m slow` runs the whole matrix.
+DEFAULT = {("ppo.py", "update", "SIGTERM"), ("a2c.py", "evaluation", "SIGINT"), ("ppo_continuous.py", "rollout", "SIGINT"),
+           ("sac.py", "update", "SIGTERM"), ("td3.py", "evaluation", "SIGINT"), ("a2c_atari.py", "update", "SIGTERM"),
+           ("grpo_toy.py", "warm-up", "SIGINT"), ("dpo_toy.py", "update", "SIGTERM")}
+MATRIX = [pytest.param(s, phase, sig, marks=[] if (s, phase, sig) in DEFAULT else [pytest.mark.slow])
           for s in SCRIPTS for phase in PHASES[s] for sig in ("SIGINT", "SIGTERM")]
 
 
@@ -157,7 +160,7 @@ def test_a_signal_in_any_phase_keeps_model_and_metrics(script, phase, sig, tmp_p
     assert reloaded["eval_returns"]  # the saved model loads into the script's network and evaluates
 
 
-@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("sig", ["SIGINT", pytest.param("SIGTERM", marks=pytest.mark.slow)])
 def test_async_environments_stopped_by_the_terminal_keep_the_model(tmp_path, sig):
     """A signal to the whole process group (Ctrl-C in a terminal) reaches the subprocess workers too; the run still
     saves its model and says one line."""
