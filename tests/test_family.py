@@ -244,11 +244,11 @@ def test_wandb_receives_every_value_metrics_csv_has(script, trained):
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_load_model_alone_evaluates_the_run_as_its_own_evaluation_did(script, trained, tmp_path):
+def test_load_model_alone_evaluates_the_run_as_its_own_evaluation_did(script, trained):
     run_dir, _ = trained(script)
-    done = launch(tmp_path, script, ["--load-model", str(run_dir / "model.pt"), "--no-cuda"])
-    assert done.returncode == 0, done.stderr[-3000:]
-    own, again = ([r for r in metrics_rows(d) if r["name"].startswith("eval/")] for d in (run_dir, run_dir_of(done)))
+    mod = module(script)  # the command line `X.py --load-model PATH`, parsed by tyro as from the shell, in-process
+    loaded = mod.main(tyro.cli(mod.Args, args=["--load-model", str(run_dir / "model.pt"), "--no-cuda"]))
+    own, again = ([r for r in metrics_rows(Path(d)) if r["name"].startswith("eval/")] for d in (run_dir, loaded["run_dir"]))
     last = [(r["name"], float(r["value"])) for r in own if r["global_step"] == own[-1]["global_step"]]  # the final one
     again = [(r["name"], float(r["value"])) for r in again]
     # RL scripts evaluate 10 episodes by default where the run evaluated 2: those 2 episodes come first. Continuous
