@@ -212,20 +212,20 @@ class StandInWandb(types.ModuleType):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, request):
-    """One tiny run per script, in-process, with --save-model and --track (to the stand-in)."""
+def trained(tmp_path_factory):
+    """One tiny run per script, in-process, with --save-model and --track (to the stand-in); RL scripts evaluate 2
+    episodes (the toys evaluate their prompts)."""
     runs = {}
 
     def train(script):
         if script not in runs:
             wandb, mp = StandInWandb(), pytest.MonkeyPatch()
             mp.setitem(sys.modules, "wandb", wandb)
-            tmp = tmp_path_factory.mktemp(script.removesuffix(".py"))
-            mod = module(script)
+            mod, runs_dir = module(script), tmp_path_factory.mktemp(script.removesuffix(".py")) / "runs"
+            two_episodes = [] if "toy" in script else ["--eval-episodes", "2"]
             try:
-                out = mod.main(tyro.cli(mod.Args, args=[*tiny(script), "--save-model", "--track", "--eval-episodes", "2",
-                                                        "--runs-dir", str(tmp / "runs")] if "toy" not in script else
-                                        [*tiny(script), "--save-model", "--track", "--runs-dir", str(tmp / "runs")]))
+                out = mod.main(tyro.cli(mod.Args, args=[*tiny(script), *two_episodes, "--save-model", "--track",
+                                                        "--runs-dir", str(runs_dir)]))
             finally:
                 mp.undo()
             runs[script] = (Path(out["run_dir"]), wandb)
