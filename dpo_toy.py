@@ -57,7 +57,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import tyro
-
+from torch.utils.tensorboard import SummaryWriter
 
 # ---------------------------------------------------------------- arguments
 @dataclass
@@ -94,10 +94,8 @@ class Args:
     n_layer: int = 2  # transformer blocks
     n_head: int = 4  # attention heads
 
-
 class UsageError(ValueError):
     """A bad argument, environment or checkpoint: `python dpo_toy.py` reports it in one line and exits with status 2."""
-
 
 def check_args(args: Args) -> dict | None:
     """Refuse bad arguments or checkpoints with one sentence before anything is built; returns the checkpoint."""
@@ -124,13 +122,11 @@ def check_args(args: Args) -> dict | None:
             raise UsageError(problem)
     return state
 
-
 # ---------------------------------------------------------------- the task
 VOCAB = "0123456789^=$"  # digits, begin-of-prompt, prompt/answer separator, end of answer
 BOS, SEP, END = VOCAB.index("^"), VOCAB.index("="), VOCAB.index("$")
 TASKS = {"sum": dict(prompt_len=4, answer_len=3), "sort": dict(prompt_len=6, answer_len=4)}
 TRIPLES = torch.cartesian_prod(torch.arange(10), torch.arange(10), torch.arange(10))  # every `sum` answer
-
 
 def make_prompts(task: str, n: int, generator: torch.Generator) -> torch.Tensor:
     """(n, prompt_len) token ids: "^abcd=" with four random digits, or "^TT=" with a target 0..27."""
@@ -140,7 +136,6 @@ def make_prompts(task: str, n: int, generator: torch.Generator) -> torch.Tensor:
     else:
         body = torch.randint(0, 10, (n, 4), generator=generator)
     return torch.cat([torch.full((n, 1), BOS), body, torch.full((n, 1), SEP)], dim=1)
-
 
 def noisy_answers(task: str, prompts: torch.Tensor, correct_frac: float, generator: torch.Generator) -> torch.Tensor:
     """Warm-up labels: a correct answer with probability correct_frac, else a shuffle / random digits."""
@@ -156,7 +151,6 @@ def noisy_answers(task: str, prompts: torch.Tensor, correct_frac: float, generat
     use_right = torch.rand(n, 1, generator=generator) < correct_frac
     return torch.cat([torch.where(use_right, right, wrong), torch.full((n, 1), END)], dim=1)
 
-
 def task_reward(task: str, prompts: torch.Tensor, completions: torch.Tensor) -> torch.Tensor:
     """1.0 for a correct answer followed by the end token, else 0.0."""
     k = TASKS[task]["answer_len"]
@@ -167,7 +161,6 @@ def task_reward(task: str, prompts: torch.Tensor, completions: torch.Tensor) -> 
     else:
         right = ans.sum(dim=1) == prompts[:, 1] * 10 + prompts[:, 2]
     return (well_formed & right).float()
-
 
 # ---------------------------------------------------------------- the model
 class Block(nn.Module):
@@ -190,7 +183,6 @@ class Block(nn.Module):
         x = x + self.proj(y.transpose(1, 2).reshape(B, T, C))
         return x + self.mlp(self.ln2(x))
 
-
 class CausalTransformer(nn.Module):
     """A GPT in miniature: token + position embeddings, pre-norm blocks, next-token logits."""
 
@@ -209,13 +201,11 @@ class CausalTransformer(nn.Module):
             x = block(x, None if kv_cache is None else kv_cache[i])
         return self.head(self.ln_f(x))
 
-
 # ---------------------------------------------------------------- the algorithm's math
 def completion_logprobs(logits: torch.Tensor, input_ids: torch.Tensor, prompt_len: int) -> torch.Tensor:
     """log pi(token | prefix) of every completion token: logits at position t predict token t + 1."""
     logp = F.log_softmax(logits[:, prompt_len - 1 : -1], dim=-1)
     return logp.gather(-1, input_ids[:, prompt_len:, None]).squeeze(-1)
-
 
 def completion_mask(completions: torch.Tensor, end_id: int) -> torch.Tensor:
     """1.0 up to and including the first end token, 0.0 after it (all 1.0 if there is none)."""
@@ -223,13 +213,11 @@ def completion_mask(completions: torch.Tensor, end_id: int) -> torch.Tensor:
     ended_before = is_end.cumsum(dim=1) - is_end
     return (ended_before == 0).float()
 
-
 def sequence_logprobs(model, prompts: torch.Tensor, completions: torch.Tensor) -> torch.Tensor:
     """log pi(y|x): the sum of the completion's token log-probabilities up to and including its end token."""
     seqs = torch.cat([prompts, completions], dim=1)
     token_logp = completion_logprobs(model(seqs), seqs, prompts.shape[1])
     return (token_logp * completion_mask(completions, END)).sum(dim=1)
-
 
 def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta: float, loss_type: str = "sigmoid"):
     """Per-pair preference losses and the implicit rewards beta (log pi - log pi_ref) of chosen and rejected."""
@@ -245,7 +233,6 @@ def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta: flo
         raise ValueError(f"unknown loss_type {loss_type!r}; use sigmoid, ipo or hinge.")
     return losses, beta * chosen_logratio.detach(), beta * rejected_logratio.detach()
 
-
 def preference_pairs(rewards: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """From (prompts, samples) rewards: the prompts with a best sample better than the worst (ties
     dropped), and for each the index of its first best (chosen) and first worst (rejected) sample."""
@@ -253,7 +240,6 @@ def preference_pairs(rewards: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
     worst, rejected = rewards.min(dim=1)
     keep = best > worst
     return keep.nonzero().squeeze(1), chosen[keep], rejected[keep]
-
 
 # ---------------------------------------------------------------- generation
 @torch.no_grad()
@@ -266,7 +252,6 @@ def generate(model, prompts: torch.Tensor, max_new_tokens: int, temperature: flo
         nxt = logp.argmax(-1, keepdim=True) if greedy else torch.multinomial(logp.exp(), 1, generator=generator)
         tokens.append(nxt)
     return torch.cat(tokens, dim=1)
-
 
 # ---------------------------------------------------------------- training
 def main(args: Args) -> dict:
@@ -356,12 +341,12 @@ def main(args: Args) -> dict:
     finally:  # also when stopped by SIGINT / SIGTERM (in the warm-up too) or a non-finite number: the model is saved
         if args.save_model:
             save_checkpoint(os.path.join(run.dir, "model.pt"), policy, args)
+        run.tb.flush()  # a stopped run keeps its TensorBoard events too
     return run.finish(policy, accuracies[-1], before, accuracies=accuracies, num_pairs=num_pairs)
-
 
 # ---------------------------------------------------------------- run plumbing: logging, checkpoints, evaluation
 class Run:
-    """runs/{task}__{exp_name}__{seed}__{unix_time}/: args.json, metrics.csv (long format, flushed per row), wandb."""
+    """runs/{task}__{exp_name}__{seed}__{unix_time}/: args.json, metrics.csv (flushed per row), TensorBoard, wandb."""
 
     def __init__(self, args: Args):
         base = f"{args.task}__{args.exp_name}__{args.seed}__{int(time.time())}"
@@ -387,6 +372,7 @@ class Run:
             json.dump(asdict(args), f, indent=2)
         self.file = open(os.path.join(self.dir, "metrics.csv"), "w")
         self.file.write("global_step,wall_time,name,value\n")
+        self.tb = SummaryWriter(self.dir)  # TensorBoard event files with the same scalar names, beside metrics.csv
         self.total, self.episodic_returns, self.start, self.last_print = 0, [], time.time(), 0.0  # total: set by main
         print(f"run directory: {self.dir}", flush=True)
 
@@ -395,6 +381,8 @@ class Run:
         scalars, wall = {name: float(value) for name, value in scalars.items()}, time.time() - self.start
         self.file.writelines(f"{step},{wall:.3f},{name},{value}\n" for name, value in scalars.items())
         self.file.flush()
+        for name, value in scalars.items():
+            self.tb.add_scalar(name, value, step)
         if self.wandb is not None:
             self.wandb.log({**scalars, "global_step": step})
         if "eval/sampled_accuracy" in scalars:
@@ -407,6 +395,7 @@ class Run:
     def finish(self, model, after: dict, before: dict | None = None, **extra) -> dict:
         """Close the files and print a closing line; main's return value (eval_returns: the last greedy and sampled accuracy)."""
         self.file.close()
+        self.tb.close()
         if self.wandb is not None:
             self.wandb.finish()
         change = {name: (f"{before[name]:.3f} -> " if before else "") + f"{value:.3f}" for name, value in after.items()}
@@ -415,20 +404,17 @@ class Run:
         return dict(run_dir=self.dir, episodic_returns=self.episodic_returns, eval_returns=list(after.values()), model=model,
                     before=before, after=after, **extra)
 
-
 def check_finite(step: int, **quantities) -> None:
     """Stop at the first non-finite loss or gradient norm (metrics.csv keeps what was logged)."""
     for name, value in quantities.items():
         if not np.isfinite(value).all():
             raise FloatingPointError(f"the {name.replace('_', ' ')} is not finite at step {step:,}: training stopped.")
 
-
 def save_checkpoint(path: str, model: CausalTransformer, args: Args) -> None:
     """Weights and arguments, written atomically (a crash never leaves half a model.pt); never non-finite weights."""
     if all(p.isfinite().all() for p in model.parameters()):
         torch.save(dict(script="dpo_toy.py", task=args.task, args=asdict(args), model=model.state_dict()), path + ".tmp")
         os.replace(path + ".tmp", path)
-
 
 def load_checkpoint(args: Args) -> dict:
     """The checkpoint --load-model names; its run fills in --task and --seed if not given, the sizes and evaluation flags."""
@@ -446,7 +432,6 @@ def load_checkpoint(args: Args) -> dict:
         setattr(args, name, state["args"][name])
     return state
 
-
 def evaluate(model, args: Args, prompts: torch.Tensor, run: Run, step: int) -> dict:
     """True task accuracy on held-out prompts, logged: greedy decoding, and sampling eval_samples draws of each."""
     n_new, draws = TASKS[args.task]["answer_len"] + 1, torch.Generator(prompts.device).manual_seed(args.seed + 100_000)
@@ -458,10 +443,8 @@ def evaluate(model, args: Args, prompts: torch.Tensor, run: Run, step: int) -> d
     run.log(step, result)
     return result
 
-
 def raise_stopped(signum: int, frame) -> None:  # SIGINT (Ctrl-C) or SIGTERM, wherever the run is: main keeps the model
     raise KeyboardInterrupt(signum)  # carries the signal's number, for the exit status
-
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, raise_stopped)

@@ -55,7 +55,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import tyro
-
+from torch.utils.tensorboard import SummaryWriter
 
 # ---------------------------------------------------------------- arguments
 @dataclass
@@ -96,10 +96,8 @@ class Args:
     n_layer: int = 2  # transformer blocks
     n_head: int = 4  # attention heads
 
-
 class UsageError(ValueError):
     """A bad argument, environment or checkpoint: `python grpo_toy.py` reports it in one line and exits with status 2."""
-
 
 def check_args(args: Args) -> dict | None:
     """Refuse bad arguments or checkpoints with one sentence before anything is built; returns the checkpoint."""
@@ -125,12 +123,10 @@ def check_args(args: Args) -> dict | None:
             raise UsageError(problem)
     return state
 
-
 # ---------------------------------------------------------------- the task
 VOCAB = "0123456789^=$"  # digits, begin-of-prompt, prompt/answer separator, end of answer
 BOS, SEP, END = VOCAB.index("^"), VOCAB.index("="), VOCAB.index("$")
 TASKS = {"sum": dict(prompt_len=4, answer_len=3), "sort": dict(prompt_len=6, answer_len=4)}
-
 
 def make_prompts(task: str, n: int, generator: torch.Generator) -> torch.Tensor:
     """(n, prompt_len) token ids: "^TT=" with a target 0..27, or "^abcd=" with four random digits."""
@@ -141,7 +137,6 @@ def make_prompts(task: str, n: int, generator: torch.Generator) -> torch.Tensor:
         body = torch.randint(0, 10, (n, 4), generator=generator)
     return torch.cat([torch.full((n, 1), BOS), body, torch.full((n, 1), SEP)], dim=1)
 
-
 def random_answers(task: str, prompts: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Warm-up labels with the right format and (mostly) wrong content: uniform triples, or a shuffle."""
     n = prompts.shape[0]
@@ -150,7 +145,6 @@ def random_answers(task: str, prompts: torch.Tensor, generator: torch.Generator)
     else:
         digits = prompts[:, 1:5].gather(1, torch.rand(n, 4, generator=generator).argsort(dim=1))
     return torch.cat([digits, torch.full((n, 1), END)], dim=1)
-
 
 def task_reward(task: str, prompts: torch.Tensor, completions: torch.Tensor, shaped: bool = False) -> torch.Tensor:
     """Reward of each completion: 1 for a correct answer followed by the end token, else 0 (or shaped)."""
@@ -163,7 +157,6 @@ def task_reward(task: str, prompts: torch.Tensor, completions: torch.Tensor, sha
         error, max_error = (ans != prompts[:, 1:5].sort(dim=1).values).sum(dim=1).float(), 4.0
     score = 1.0 - error / max_error if shaped else (error == 0).float()
     return score * well_formed.float()
-
 
 # ---------------------------------------------------------------- the model
 class Block(nn.Module):
@@ -186,7 +179,6 @@ class Block(nn.Module):
         x = x + self.proj(y.transpose(1, 2).reshape(B, T, C))
         return x + self.mlp(self.ln2(x))
 
-
 class CausalTransformer(nn.Module):
     """A GPT in miniature: token + position embeddings, pre-norm blocks, next-token logits."""
 
@@ -205,20 +197,17 @@ class CausalTransformer(nn.Module):
             x = block(x, None if kv_cache is None else kv_cache[i])
         return self.head(self.ln_f(x))
 
-
 # ---------------------------------------------------------------- the algorithm's math
 def completion_logprobs(logits: torch.Tensor, input_ids: torch.Tensor, prompt_len: int, temperature: float = 1.0):
     """log pi(token | prefix) of every completion token: logits at position t predict token t + 1."""
     logp = F.log_softmax(logits[:, prompt_len - 1 : -1] / temperature, dim=-1)
     return logp.gather(-1, input_ids[:, prompt_len:, None]).squeeze(-1)
 
-
 def completion_mask(completions: torch.Tensor, end_id: int) -> torch.Tensor:
     """1.0 up to and including the first end token, 0.0 after it (all 1.0 if there is none)."""
     is_end = (completions == end_id).long()
     ended_before = is_end.cumsum(dim=1) - is_end
     return (ended_before == 0).float()
-
 
 def group_advantages(rewards: torch.Tensor, num_generations: int, scale: bool = True, eps: float = 1e-4):
     """(r - group mean) / (group std + eps) for consecutive groups of num_generations; 0 when all equal."""
@@ -228,12 +217,10 @@ def group_advantages(rewards: torch.Tensor, num_generations: int, scale: bool = 
         adv = adv / (r.std(dim=1, keepdim=True) + eps)
     return adv.reshape(-1)
 
-
 def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     """Per-token k3 estimate of KL(pi || pi_ref) from samples of pi: exp(d) - d - 1 with d = ref - logp."""
     d = ref_logp - logp
     return torch.exp(d) - d - 1
-
 
 def clipped_surrogate(logp, old_logp, advantages, epsilon: float, epsilon_high: float | None = None):
     """Per-token -min(rho A, clip(rho, 1 - eps, 1 + eps_high) A) and whether the clipped branch was taken."""
@@ -242,7 +229,6 @@ def clipped_surrogate(logp, old_logp, advantages, epsilon: float, epsilon_high: 
     unclipped = ratio * advantages
     clipped = torch.clamp(ratio, 1 - epsilon, 1 + eps_high) * advantages
     return -torch.min(unclipped, clipped), (clipped < unclipped).float()
-
 
 def grpo_loss(logp, old_logp, ref_logp, advantages, mask, beta, epsilon, epsilon_high=None, loss_type="grpo"):
     """GRPO loss on (num completions, max completion length) token tensors; returns (loss, stats)."""
@@ -260,7 +246,6 @@ def grpo_loss(logp, old_logp, ref_logp, advantages, mask, beta, epsilon, epsilon
     tokens = mask.sum().clamp(min=1)  # the logged statistics are means over all completion tokens
     return loss, {"kl": (kl * mask).sum().detach() / tokens, "clip_ratio": (was_clipped * mask).sum() / tokens}
 
-
 # ---------------------------------------------------------------- generation
 @torch.no_grad()
 def generate(model, prompts: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, greedy: bool = False,
@@ -273,7 +258,6 @@ def generate(model, prompts: torch.Tensor, max_new_tokens: int, temperature: flo
         tokens.append(nxt)
         logps.append(logp.gather(-1, nxt))
     return torch.cat(tokens, dim=1), torch.cat(logps, dim=1)
-
 
 # ---------------------------------------------------------------- training
 def main(args: Args) -> dict:
@@ -347,12 +331,12 @@ def main(args: Args) -> dict:
     finally:  # also when stopped by SIGINT / SIGTERM (in the warm-up too) or a non-finite number: the model is saved
         if args.save_model:
             save_checkpoint(os.path.join(run.dir, "model.pt"), policy, args)
+        run.tb.flush()  # a stopped run keeps its TensorBoard events too
     return run.finish(policy, after, before)
-
 
 # ---------------------------------------------------------------- run plumbing: logging, checkpoints, evaluation
 class Run:
-    """runs/{task}__{exp_name}__{seed}__{unix_time}/: args.json, metrics.csv (long format, flushed per row), wandb."""
+    """runs/{task}__{exp_name}__{seed}__{unix_time}/: args.json, metrics.csv (flushed per row), TensorBoard, wandb."""
 
     def __init__(self, args: Args):
         base = f"{args.task}__{args.exp_name}__{args.seed}__{int(time.time())}"
@@ -378,6 +362,7 @@ class Run:
             json.dump(asdict(args), f, indent=2)
         self.file = open(os.path.join(self.dir, "metrics.csv"), "w")
         self.file.write("global_step,wall_time,name,value\n")
+        self.tb = SummaryWriter(self.dir)  # TensorBoard event files with the same scalar names, beside metrics.csv
         self.total, self.episodic_returns, self.start, self.last_print = args.total_steps, [], time.time(), 0.0
         self.greedy_accuracy = float("nan")  # the last evaluation's, for the progress line
         print(f"run directory: {self.dir}", flush=True)
@@ -387,6 +372,8 @@ class Run:
         scalars, wall = {name: float(value) for name, value in scalars.items()}, time.time() - self.start
         self.file.writelines(f"{step},{wall:.3f},{name},{value}\n" for name, value in scalars.items())
         self.file.flush()
+        for name, value in scalars.items():
+            self.tb.add_scalar(name, value, step)
         if self.wandb is not None:
             self.wandb.log({**scalars, "global_step": step})
         self.greedy_accuracy = scalars.get("eval/greedy_accuracy", self.greedy_accuracy)
@@ -401,6 +388,7 @@ class Run:
     def finish(self, model, after: dict, before: dict | None = None) -> dict:
         """Close the files and print a closing line; main's return value (eval_returns: the last greedy and sampled accuracy)."""
         self.file.close()
+        self.tb.close()
         if self.wandb is not None:
             self.wandb.finish()
         change = {name: (f"{before[name]:.3f} -> " if before else "") + f"{value:.3f}" for name, value in after.items()}
@@ -409,20 +397,17 @@ class Run:
         return dict(run_dir=self.dir, episodic_returns=self.episodic_returns, eval_returns=list(after.values()), model=model,
                     before=before, after=after)
 
-
 def check_finite(step: int, **quantities) -> None:
     """Stop at the first non-finite loss or gradient norm (metrics.csv keeps what was logged)."""
     for name, value in quantities.items():
         if not np.isfinite(value).all():
             raise FloatingPointError(f"the {name.replace('_', ' ')} is not finite at step {step:,}: training stopped.")
 
-
 def save_checkpoint(path: str, model: CausalTransformer, args: Args) -> None:
     """Weights and arguments, written atomically (a crash never leaves half a model.pt); never non-finite weights."""
     if all(p.isfinite().all() for p in model.parameters()):
         torch.save(dict(script="grpo_toy.py", task=args.task, args=asdict(args), model=model.state_dict()), path + ".tmp")
         os.replace(path + ".tmp", path)
-
 
 def load_checkpoint(args: Args) -> dict:
     """The checkpoint --load-model names; its run fills in --task and --seed if not given, the sizes and evaluation flags."""
@@ -440,13 +425,11 @@ def load_checkpoint(args: Args) -> dict:
         setattr(args, name, state["args"][name])
     return state
 
-
 def eval_prompt_set(args: Args) -> torch.Tensor:
     """`sum`: its 28 targets (the answers, not the prompts, must be discovered); `sort`: unseen random prompts."""
     if args.task == "sum":
         return torch.tensor([[BOS, t // 10, t % 10, SEP] for t in range(28)])
     return make_prompts("sort", args.eval_prompts, torch.Generator().manual_seed(100_000 + args.seed))
-
 
 def evaluate(model, args: Args, prompts: torch.Tensor, run: Run, step: int) -> dict:
     """Greedy accuracy on the evaluation prompts and sampled accuracy over eval_samples draws of each, logged."""
@@ -459,10 +442,8 @@ def evaluate(model, args: Args, prompts: torch.Tensor, run: Run, step: int) -> d
     run.log(step, result)
     return result
 
-
 def raise_stopped(signum: int, frame) -> None:  # SIGINT (Ctrl-C) or SIGTERM, wherever the run is: main keeps the model
     raise KeyboardInterrupt(signum)  # carries the signal's number, for the exit status
-
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, raise_stopped)

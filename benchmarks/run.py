@@ -9,8 +9,9 @@
     python benchmarks/run.py quick --list            # print the commands without running them
 
 Every run writes its usual run directory under benchmarks/runs/SUITE/ (not committed). A run that exits
-cleanly leaves a `.done` file naming its run directory; a run whose `.done` exists is skipped, so an
-interrupted suite resumes where it stopped. `python benchmarks/report.py SUITE` turns the finished runs
+cleanly leaves a `.done` file naming its run directory; a run whose `.done` exists is skipped, and a run
+that was stopped (Ctrl-C, SIGTERM, a killed session) continues from its checkpoint.pt with `--resume`, so an
+interrupted suite goes on where it stopped. `python benchmarks/report.py SUITE` turns the finished runs
 into tables and plots.
 """
 import argparse
@@ -37,6 +38,7 @@ class Job:
     window: int = field(default=100)        # episodes averaged for the final return and the threshold
     variant: str = ""                       # names one setting of an ablation (part of the run's name)
     groups: tuple = ()                      # the ablation plots this job appears in (see ABLATIONS)
+    procs: int = 1                          # processes (torchrun --nproc_per_node) for a2c_atari.py
 
 
 def rl(script, env_id, steps, threshold=None, seeds=(1, 2, 3), window=100, *extra):
@@ -87,7 +89,7 @@ SUITES = {
     # the standard budgets: ppo_continuous at 1M steps, 3 seeds; sac / td3 at 200k steps, 2 seeds (hours on a CPU)
     "mujoco": [rl("ppo_continuous.py", e, 1_000_000) for e in ("Hopper-v5", "HalfCheetah-v5", "Walker2d-v5")]
     + [rl(s, e, 200_000, None, (1, 2)) for s in ("sac.py", "td3.py") for e in ("Hopper-v5", "HalfCheetah-v5")],
-    "atari": [rl("a2c_atari.py", e, 2_500_000, None, (1,), 100)  # 10M frames = 2.5M agent steps
+    "atari": [replace(rl("a2c_atari.py", e, 2_500_000, None, (1,), 100), procs=2)  # 10M frames = 2.5M agent steps
               for e in ("PongNoFrameskip-v4", "BreakoutNoFrameskip-v4")],
     "ablations": [
         ablation("a2c.py", "default", A2C_GROUPS),
@@ -119,9 +121,20 @@ def done_file(suite: str, job: Job, seed: int) -> Path:
     return RUNS / suite / f"{job_name(job)}__{job.label.replace('/', '_')}__{seed}.done"
 
 
-def command(suite: str, job: Job, seed: int) -> list[str]:
-    return [sys.executable, str(ROOT / job.script), *job.args, "--seed", str(seed),
+def command(suite: str, job: Job, seed: int, resume: Path | None = None) -> list[str]:
+    python = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={job.procs}"] \
+        if job.procs > 1 else [sys.executable]
+    if resume is not None:  # the run's own arguments come from its checkpoint
+        return [*python, str(ROOT / job.script), "--resume", str(resume)]
+    return [*python, str(ROOT / job.script), *job.args, "--seed", str(seed),
             "--exp-name", exp_name(suite, job), "--runs-dir", str(RUNS / suite)]
+
+
+def stopped_run(suite: str, job: Job, seed: int) -> Path | None:
+    """The latest run directory of this job and seed that holds a checkpoint.pt (a run stopped before its end)."""
+    prefix = f"{job.label.replace('/', '_')}__{exp_name(suite, job)}__{seed}__"
+    runs = sorted((p.parent for p in (RUNS / suite).glob(prefix + "*/checkpoint.pt")), key=lambda p: p.stat().st_mtime)
+    return runs[-1] if runs else None
 
 
 def run_one(suite: str, job: Job, seed: int) -> str:
@@ -130,17 +143,17 @@ def run_one(suite: str, job: Job, seed: int) -> str:
     if marker.exists():
         return f"skip  {marker.stem} (done: {marker.read_text().strip()})"
     prefix = f"{job.label.replace('/', '_')}__{exp_name(suite, job)}__{seed}__"
-    before = {p.name for p in (RUNS / suite).glob(prefix + "*")}
+    before, resume = {p.name for p in (RUNS / suite).glob(prefix + "*")}, stopped_run(suite, job, seed)
     start = time.time()
     log = RUNS / suite / f"{marker.stem}.log"
-    with open(log, "w") as out:
-        result = subprocess.run(command(suite, job, seed), stdout=out, stderr=subprocess.STDOUT,
+    with open(log, "a") as out:  # a resumed run's output follows its first part's
+        result = subprocess.run(command(suite, job, seed, resume), stdout=out, stderr=subprocess.STDOUT,
                                 env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
-    new = sorted(p for p in (RUNS / suite).glob(prefix + "*") if p.name not in before and p.is_dir())
+    new = [resume] if resume else sorted(p for p in (RUNS / suite).glob(prefix + "*") if p.name not in before and p.is_dir())
     if result.returncode != 0 or not new:
         return f"FAIL  {marker.stem} (exit {result.returncode}, log {log})"
     marker.write_text(str(new[-1].relative_to(RUNS / suite)) + "\n")
-    return f"done  {marker.stem} in {time.time() - start:.0f}s -> {new[-1].name}"
+    return f"{'resumed' if resume else 'done'}  {marker.stem} in {time.time() - start:.0f}s -> {new[-1].name}"
 
 
 def main(argv=None) -> int:

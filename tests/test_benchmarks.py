@@ -83,3 +83,28 @@ def test_ablation_variants_get_their_own_runs_and_one_figure_per_group(tmp_path,
     assert "| `ppo.py` | CartPole-v1 · default | 1 |" in md and "| `ppo.py` | CartPole-v1 · no-norm-adv | 1 |" in md
     assert "- `abl_g.png`: a tiny ablation" in md
     assert sorted(p.name for p in (tmp_path / "results").glob("*.png")) == ["abl_g.png"]
+
+
+def test_a_stopped_run_is_resumed_in_its_own_directory(tmp_path, monkeypatch):
+    import signal
+
+    import ppo
+    import tyro
+    monkeypatch.setattr(runner, "RUNS", tmp_path / "runs")
+    job = runner.Job("ppo.py", "CartPole-v1", ("--env-id", "CartPole-v1", "--total-timesteps", "1024", "--num-envs", "2",
+                                               "--num-steps", "128", "--eval-episodes", "0", "--no-cuda"), seeds=(1,))
+    real_log = ppo.Run.log
+
+    def stop_after_the_first_update(self, step, scalars):  # as the signal handler would, in the middle of the run
+        real_log(self, step, scalars)
+        ppo.Stop.signum = signal.SIGTERM if "charts/SPS" in scalars else ppo.Stop.signum
+    monkeypatch.setattr(ppo.Run, "log", stop_after_the_first_update)
+    with pytest.raises(KeyboardInterrupt):
+        ppo.main(tyro.cli(ppo.Args, args=runner.command("res", job, 1)[2:]))
+    (stopped,) = (tmp_path / "runs" / "res").iterdir()
+    assert runner.stopped_run("res", job, 1) == stopped
+    status = runner.run_one("res", job, 1)
+    assert status.startswith("resumed") and runner.done_file("res", job, 1).read_text().strip() == stopped.name
+    assert not (stopped / "checkpoint.pt").exists() and len(list((tmp_path / "runs" / "res").iterdir())) == 3  # + .done, .log
+    steps = [int(r["global_step"]) for r in csv.DictReader(open(stopped / "metrics.csv")) if r["name"] == "charts/SPS"]
+    assert steps == [256, 512, 768, 1024]

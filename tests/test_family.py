@@ -9,19 +9,27 @@
   writes no non-finite weights;
 - a checkpoint knows its run: `--load-model PATH` alone evaluates on the run's environment (task) and seeds and
   scores what the run's own evaluation scored;
-- W&B (a stand-in module, no network) receives every value metrics.csv has.
+- W&B (a stand-in module, no network) receives every value metrics.csv has; TensorBoard's event files hold every one;
+- the six RL scripts resume: the state a resumed run restores equals, tensor for tensor, the state the run had when it
+  stopped (weights, optimizers, random number generators, counters, normalization statistics, replay buffer), and a
+  run stopped by SIGTERM and resumed logs every update once, as an uninterrupted run does.
 
 Phases are reached deterministically: a small launcher runs the script as `__main__` with a profile hook that sends
 the signal (or poisons the weights) when a named function is called for the n-th time.
 """
+import copy
 import csv
 import importlib
 import math
 import os
+import random
+import signal
 import subprocess
 import sys
 import types
 from pathlib import Path
+
+import numpy as np
 
 import pytest
 import torch
@@ -84,6 +92,10 @@ def tiny(script) -> list[str]:
 
 def module(script):
     return importlib.import_module(script.removesuffix(".py"))
+
+
+RESUMABLE = ["ppo.py", "a2c.py", "ppo_continuous.py", "sac.py", "td3.py", "a2c_atari.py"]
+UPDATE_SCALAR = "charts/SPS"  # logged at fixed steps by every script: one row per (logged) update
 
 
 # ---------------------------------------------------------------- bad input
@@ -158,6 +170,131 @@ def test_a_signal_in_any_phase_keeps_model_and_metrics(script, phase, sig, tmp_p
     mod, quick = module(script), [] if "toy" in script else ["--eval-episodes", "1"]
     reloaded = mod.main(tyro.cli(mod.Args, args=["--load-model", str(run_dir / "model.pt"), *quick, "--no-cuda"]))
     assert reloaded["eval_returns"]  # the saved model loads into the script's network and evaluates
+    if script in RESUMABLE:  # stopped while training: a checkpoint to resume from; in evaluation: the run had finished
+        assert (run_dir / "checkpoint.pt").exists() == (phase != "evaluation"), lines[-1]
+        assert (f"--resume {run_dir}" in lines[-1]) == (phase != "evaluation"), lines[-1]
+
+
+# SIGKILL: in the update of a later iteration (step), after checkpoints at every boundary; the rows it logged after the
+# last checkpoint must go
+KILL_AT = {"ppo.py": ("ppo_loss", 20), "a2c.py": ("a2c_loss", 5), "ppo_continuous.py": ("ppo_loss", 6),
+           "sac.py": ("critic_loss", 150), "td3.py": ("critic_loss", 150), "a2c_atari.py": ("a2c_loss", 20)}
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
+@pytest.mark.parametrize("script", RESUMABLE)
+def test_a_run_stopped_and_resumed_logs_every_update_once(script, sig, trained, tmp_path):
+    if sig == "SIGTERM":
+        done = interrupted(tmp_path, script, "update", sig)
+    else:
+        done = launch(tmp_path, script, [*tiny(script), "--checkpoint-interval", "1e-9"], *KILL_AT[script], sig)
+    assert done.returncode in (143, -9), done.stderr[-3000:]
+    run_dir, mod = run_dir_of(done), module(script)
+    mod.main(tyro.cli(mod.Args, args=["--resume", str(run_dir)]))
+    assert not (run_dir / "checkpoint.pt").exists()  # finished: nothing left to resume
+    updates = [int(r["global_step"]) for r in metrics_rows(run_dir) if r["name"] == UPDATE_SCALAR]
+    whole = [int(r["global_step"]) for r in metrics_rows(trained(script)[0]) if r["name"] == UPDATE_SCALAR]
+    assert updates == whole  # the same updates as a run never stopped: none twice, none missing
+    logged = [(r["global_step"], r["name"]) for r in metrics_rows(run_dir) if r["name"].startswith("losses/")]
+    assert logged and len(logged) == len(set(logged))  # (several episodes may end at one step; an update may not)
+    assert_tensorboard_holds_metrics(run_dir)  # its events after the checkpoint are purged too
+
+
+def assert_tensorboard_holds_metrics(run_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    kept = sorted((int(r["global_step"]), r["name"], float(r["value"])) for r in metrics_rows(run_dir))
+    shown = sorted((e.step, name, e.value) for name in events.Tags()["scalars"] for e in events.Scalars(name))
+    assert [a[:2] for a in shown] == [b[:2] for b in kept]
+    assert all(a[2] == pytest.approx(b[2], rel=1e-6) or math.isnan(b[2]) for a, b in zip(shown, kept))
+
+
+# beyond networks, optimizers, the buffer and statistics: a2c.py logs the mean of several updates (those not logged yet
+# go on), SAC and TD3 draw their first actions from the action space's generator
+CARRIED = {"a2c.py": ("stats",), "sac.py": ("action_space",), "td3.py": ("action_space",)}
+
+
+def snapshot(main_locals: dict, carried=()) -> dict:
+    """Copies of what a run carries from one iteration to the next: every network's and optimizer's state, free
+    parameters (SAC's log alpha), the step counter, the replay buffer, normalization statistics, the updates a2c.py has
+    not logged yet, and every random number generator (global ones, the action space's, TD3's noise)."""
+    out = {}
+    for name, value in main_locals.items():
+        if isinstance(value, (torch.nn.Module, torch.optim.Optimizer)):
+            out[name] = copy.deepcopy(value.state_dict())
+        elif isinstance(value, torch.Tensor) and value.is_leaf and value.requires_grad or name in ("global_step", *carried):
+            out[name] = copy.deepcopy(value)
+        elif isinstance(value, np.random.Generator):
+            out[name] = copy.deepcopy(value.bit_generator.state)
+        elif name in ("rb", "obs_rms", "return_rms"):
+            out[name] = {k: copy.deepcopy(v) for k, v in vars(value).items() if not k.startswith("_")}
+        elif name == "envs" and "action_space" in carried:
+            out["action_space_rng"] = copy.deepcopy(value.action_space.np_random.bit_generator.state)
+    out["rng"] = (random.getstate(), np.random.get_state(), torch.get_rng_state())
+    return out
+
+
+def assert_same(a, b, where="state"):
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            assert_same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f"{where}[{i}]")
+    elif isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), where
+    elif isinstance(a, np.ndarray):
+        assert np.array_equal(a, b), where
+    else:
+        assert a == b, where
+
+
+def main_frame_locals(tb) -> dict:
+    while tb is not None and tb.tb_frame.f_code.co_name != "main":
+        tb = tb.tb_next
+    return tb.tb_frame.f_locals
+
+
+@pytest.mark.parametrize("script", RESUMABLE)
+def test_a_resumed_run_restores_the_state_the_run_had_when_it_stopped(script, tmp_path, monkeypatch):
+    mod, runs = module(script), str(tmp_path / "runs")
+    real_log = mod.Run.log
+
+    def stop_after_the_first_update(self, step, scalars):
+        real_log(self, step, scalars)
+        if UPDATE_SCALAR in scalars:
+            mod.Stop.signum = signal.SIGTERM  # what the handler notes: the loop stops at the end of this iteration
+    monkeypatch.setattr(mod.Run, "log", stop_after_the_first_update)
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        mod.main(tyro.cli(mod.Args, args=[*tiny(script), "--runs-dir", runs]))
+    stopped_locals = main_frame_locals(stopped.tb)
+    at_stop, run_dir = snapshot(stopped_locals, CARRIED.get(script, ())), Path(stopped_locals["run"].dir)
+    metrics_at_stop = (run_dir / "metrics.csv").read_text()
+    monkeypatch.setattr(mod.Run, "log", real_log)
+
+    real_restore, restored = mod.restore, {}
+
+    def restore_and_look(*a, **k):
+        counters = real_restore(*a, **k)
+        restored.update(snapshot(sys._getframe(1).f_locals, CARRIED.get(script, ())), counters=counters)
+        raise KeyboardInterrupt(signal.SIGTERM)
+    monkeypatch.setattr(mod, "restore", restore_and_look)
+    with pytest.raises(KeyboardInterrupt):
+        mod.main(tyro.cli(mod.Args, args=["--resume", str(run_dir)]))
+    (next_iteration, global_step) = restored.pop("counters")
+    if "global_step" in at_stop:  # main assigns it from what restore returns
+        restored["global_step"] = global_step
+    if "iteration" in stopped_locals:  # on-policy: it stopped after an iteration and resumes with the next one
+        assert next_iteration == stopped_locals["iteration"] + 1
+    assert restored.keys() == at_stop.keys()
+    assert any(isinstance(v, dict) and v.get("state") for v in at_stop.values())  # an optimizer that has taken steps
+    assert_same(at_stop, restored)
+    assert (run_dir / "metrics.csv").read_text() == metrics_at_stop  # nothing after the checkpoint was logged
+    with pytest.raises(mod.UsageError, match="leave --gamma out"):  # the run's own arguments, or none
+        mod.main(tyro.cli(mod.Args, args=["--resume", str(run_dir), "--gamma", "0.5"]))
 
 
 @pytest.mark.parametrize("sig", ["SIGINT", pytest.param("SIGTERM", marks=pytest.mark.slow)])
@@ -241,6 +378,11 @@ def test_wandb_receives_every_value_metrics_csv_has(script, trained):
     assert wandb.step_metric == "global_step"
     assert len(sent) == len(kept) and all(a[:2] == b[:2] and (a[2] == b[2] or math.isnan(a[2]) and math.isnan(b[2]))
                                           for a, b in zip(sent, kept))
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_tensorboard_events_hold_every_value_metrics_csv_has(script, trained):
+    assert_tensorboard_holds_metrics(trained(script)[0])
 
 
 @pytest.mark.parametrize("script", SCRIPTS)

@@ -141,7 +141,7 @@ def test_smoke_training_logs_finite_scalars(script, env_id, cuda):
 
 def test_runs_started_in_the_same_second_get_their_own_directories(monkeypatch):
     monkeypatch.setattr(ppo.time, "time", lambda: 1_700_000_000.0)
-    first, second = ppo.Run(ppo.Args(seed=7)), ppo.Run(ppo.Args(seed=7))
+    first, second = ppo.Run(ppo.Args(seed=7), None), ppo.Run(ppo.Args(seed=7), None)
     assert Path(first.dir).is_dir() and Path(second.dir).name == Path(first.dir).name + "_2"
 
 
@@ -313,7 +313,7 @@ def test_ppo_without_truncation_bootstrap_treats_the_time_limit_as_an_end():
     ("a2c", "TestMultiBinary-v0", r"a2c\.py handles Discrete and Box action spaces"),
     ("a2c", "TestUnboundedBox-v0", r"a2c\.py needs a bounded one-dimensional Box action space"),
     ("a2c", "TestShiftedDiscrete-v0", r"a2c\.py numbers discrete actions from 0, but .* Discrete\(3, start=-1\)"),
-    ("ppo", "TestShiftedDiscrete-v0", r"ppo\.py numbers its actions from 0, but .* Discrete\(3, start=-1\)")])
+    ("ppo", "TestShiftedDiscrete-v0", r"numbers its actions from 0, but .* Discrete\(3, start=-1\)")])
 def test_action_spaces_it_cannot_handle_are_refused_up_front(script, env_id, message):
     with pytest.raises(ValueError, match=message):
         run(script, env_id=env_id)

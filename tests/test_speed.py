@@ -62,9 +62,9 @@ NOT_DEFAULTS = {"ppo": set(), "a2c": set(), "ppo_continuous": {"env_id"}, "sac":
 
 # Args fields that say how to run, not what to compute; every other field must be in SETTINGS, so that a new
 # hyperparameter of a script cannot go unnoticed by the SB3 side.
-RUN_FIELDS = {"exp_name", "seed", "torch_deterministic", "cuda", "track", "wandb_project_name", "wandb_entity",
+RUN_FIELDS = {"exp_name", "seed", "torch_deterministic", "cuda", "track", "wandb_project_name", "wandb_entity", "resume",
               "capture_video", "save_model", "eval_episodes", "load_model", "runs_dir", "torch_threads", "log_interval",
-              "total_timesteps", "buffer_size", "learning_starts"}
+              "total_timesteps", "buffer_size", "learning_starts", "checkpoint_interval"}
 
 
 @pytest.mark.parametrize("algo", speed.ALGOS)
