@@ -4,7 +4,8 @@ Every `num_steps` steps of `num_envs` parallel environments, A2C takes one gradi
 policy follows the advantage-weighted log-likelihood gradient, the critic regresses onto the n-step / GAE returns, and
 an entropy bonus keeps the policy from collapsing early. Each line below is the function on its right:
 
-    delta_t = r_t + gamma * V(s_{t+1}) * (1 - done_t) - V(s_t)                                        compute_gae
+    r~_t    = clip(r_t / sqrt(var(G) + 1e-8), -10, 10),   G_t = gamma G_{t-1} + r_t (0 at a done)     scale_reward
+    delta_t = r~_t + gamma * V(s_{t+1}) * (1 - done_t) - V(s_t)     (r~_t = r_t without --norm-reward)   compute_gae
     A_t     = delta_t + gamma * lambda * (1 - done_t) * A_{t+1},   R_t = A_t + V(s_t)                   compute_gae
     L       = -mean(A_t log pi(a_t|s_t)) + vf_coef 0.5 mean((R_t - V(s_t))^2) - ent_coef mean(H[pi(.|s_t)])   a2c_loss
 
@@ -43,6 +44,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import tyro
+from gymnasium.wrappers.utils import RunningMeanStd  # Chan et al.'s parallel mean / variance, in float64
 from torch.distributions import Categorical, Independent, Normal
 from torch.utils.tensorboard import SummaryWriter
 
@@ -81,6 +83,7 @@ class Args:
     ent_coef: float = 0.01  # coefficient of the entropy bonus
     vf_coef: float = 0.5  # coefficient of the value loss
     max_grad_norm: float = 0.5  # maximum global gradient norm
+    norm_reward: bool = False  # scale rewards by the running std of the discounted return (as ppo_continuous.py; helps Pendulum)
 
 class UsageError(ValueError):
     """A bad argument, environment or checkpoint: `python a2c.py` reports it in one line and exits with status 2."""
@@ -128,14 +131,11 @@ def check_args(args: Args) -> dict | None:  # bad arguments, checkpoints, spaces
 
 # ---------------------------------------------------------------- environments
 def make_envs(env_id: str, num_envs: int, capture_video: bool = False, run_dir: str = ".") -> gym.vector.VectorEnv:
-    # SAME_STEP autoreset: the observation returned with done=True already belongs to the next episode and the
-    # true final observation is in infos["final_obs"], so no transition the autoreset invents is ever stored.
+    # SAME_STEP autoreset: the true final observation of a done step is in infos["final_obs"]; no invented transition is stored.
     def make_env(idx: int):  # no passive env checker (it stays in every step's call chain); a time limit if none
         kwargs = dict(disable_env_checker=True, max_episode_steps=gym.spec(env_id).max_episode_steps or 10_000)
-        if capture_video and idx == 0:
-            env = gym.wrappers.RecordVideo(gym.make(env_id, render_mode="rgb_array", **kwargs), f"{run_dir}/videos")
-        else:
-            env = gym.make(env_id, **kwargs)
+        env = (gym.wrappers.RecordVideo(gym.make(env_id, render_mode="rgb_array", **kwargs), f"{run_dir}/videos")
+               if capture_video and idx == 0 else gym.make(env_id, **kwargs))
         if not (isinstance(env.observation_space, gym.spaces.Box) and len(env.observation_space.shape) == 1):
             env = gym.wrappers.FlattenObservation(env)  # a Box of any shape to a vector, Discrete to one-hot
         return gym.wrappers.RecordEpisodeStatistics(env)
@@ -152,9 +152,7 @@ def mlp(in_dim: int, out_dim: int, out_std: float) -> nn.Sequential:
     return nn.Sequential(layer_init(nn.Linear(in_dim, 64)), nn.Tanh(), layer_init(nn.Linear(64, 64)), nn.Tanh(),
                          layer_init(nn.Linear(64, out_dim), std=out_std))
 
-class Agent(nn.Module):
-    """Separate actor and critic MLPs (64-64, tanh); the actor gives logits, or a Gaussian's mean (state-free log-std)."""
-
+class Agent(nn.Module):  # separate actor and critic MLPs (64-64, tanh): logits, or a Gaussian's mean and state-free log-std
     def __init__(self, obs_dim: int, act_dim: int, continuous: bool):
         super().__init__()
         self.continuous, self.critic, self.actor = continuous, mlp(obs_dim, 1, out_std=1.0), mlp(obs_dim, act_dim, out_std=0.01)
@@ -176,6 +174,11 @@ class Agent(nn.Module):
         return self.actor(x) if self.continuous else self.actor(x).argmax(-1)
 
 # ---------------------------------------------------------------- the algorithm's math
+def scale_reward(reward, discounted, done, return_rms, gamma: float):  # (r~_t, G_t) from r_t and each env's G_{t-1}
+    discounted = discounted * gamma + reward
+    return_rms.update(discounted)  # the statistics of G first
+    return np.clip(reward / np.sqrt(return_rms.var + 1e-8), -10.0, 10.0), np.where(done, 0.0, discounted)
+
 def compute_gae(rewards, values, dones, next_value, gamma: float, gae_lambda: float):
     """GAE over (num_steps, num_envs) tensors; a truncated step arrives bootstrapped (r += gamma V(final obs)), done."""
     not_done = 1.0 - dones
@@ -211,54 +214,50 @@ def main(args: Args) -> dict:
     envs = make_envs(args.env_id, args.num_envs, args.capture_video, run.dir)
     envs.action_space.seed(args.seed)
     space, obs_dim = envs.single_action_space, int(np.prod(envs.single_observation_space.shape))
-    continuous = isinstance(space, gym.spaces.Box)
-    act_dim = int(space.shape[0]) if continuous else int(space.n)
+    act_dim = int(space.shape[0]) if (continuous := isinstance(space, gym.spaces.Box)) else int(space.n)
     agent = Agent(obs_dim, act_dim, continuous).to(device)
     if state is not None:  # --load-model: evaluate the saved agent, no training; --resume: continue its training
         agent.load_state_dict(state["model"])
-    if args.optimizer == "rmsprop":
-        optimizer = torch.optim.RMSprop(agent.parameters(), lr=args.learning_rate, alpha=args.rmsprop_alpha,
-                                        eps=args.optimizer_eps)
-    else:
-        optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=args.optimizer_eps)
-    stats = []  # per update since the last log: its scalars, as floats (a checkpoint carries them)
-    first_iteration, global_step = restore(state, optimizer, stats) if args.resume else (1, 0)
+    optimizer = (functools.partial(torch.optim.RMSprop, alpha=args.rmsprop_alpha) if args.optimizer == "rmsprop"
+                 else torch.optim.Adam)(agent.parameters(), lr=args.learning_rate, eps=args.optimizer_eps)
+    stats, return_rms = [], RunningMeanStd(shape=())  # checkpoint.pt keeps both: the unlogged updates' scalars, G's statistics
+    first_iteration, global_step = restore(state, optimizer, stats, return_rms) if args.resume else (1, 0)
 
     batch_size = args.num_envs * args.num_steps
     num_iterations = 0 if args.load_model is not None else args.total_timesteps // batch_size
     if args.total_timesteps % batch_size and num_iterations:
         print(f"--total-timesteps {args.total_timesteps:,} runs as {num_iterations} rollouts of {batch_size}.", flush=True)
     obs = np.zeros((args.num_steps, args.num_envs, obs_dim), dtype=np.float32)  # no values: the update computes V(obs)
-    actions = np.zeros((args.num_steps, args.num_envs) + ((act_dim,) if continuous else ()),
-                       dtype=np.float32 if continuous else np.int64)
+    actions = np.zeros((args.num_steps, args.num_envs, *space.shape), dtype=np.float32 if continuous else np.int64)
     rewards, dones = (np.zeros((args.num_steps, args.num_envs), dtype=np.float32) for _ in range(2))
 
-    next_obs, _ = envs.reset(seed=args.seed + global_step)  # resuming: new episodes, on seeds of their own
-    next_checkpoint, Stop.training = time.time() + args.checkpoint_interval, True
+    # resuming: new episodes, on seeds of their own, so each env's discounted return G (scale_reward) restarts at 0 too
+    next_obs, _ = envs.reset(seed=args.seed + global_step)
+    discounted, next_checkpoint, Stop.training = np.zeros(args.num_envs), time.time() + args.checkpoint_interval, True
+    start_step, start_time = global_step, time.time()  # charts/SPS: this process's steps over its training time
     try:
         for iteration in range(first_iteration, num_iterations + 1):
-            if args.anneal_lr:
-                optimizer.param_groups[0]["lr"] = args.learning_rate * (1.0 - (iteration - 1.0) / num_iterations)
+            optimizer.param_groups[0]["lr"] = args.learning_rate * (1 - (iteration - 1) / num_iterations if args.anneal_lr else 1)
 
-            # ---- rollout
-            for step in range(args.num_steps):
-                global_step += args.num_envs
-                obs[step] = next_obs
-                with torch.inference_mode():
+            # ---- rollout (acting builds no autograd graph)
+            with torch.inference_mode():
+                for step in range(args.num_steps):
+                    global_step += args.num_envs
+                    obs[step] = next_obs
                     actions[step] = agent.policy(torch.from_numpy(obs[step]).to(device)).sample().cpu().numpy()
-                env_action = np.clip(actions[step], space.low, space.high) if continuous else actions[step]
-                next_obs, reward, terminated, truncated, infos = envs.step(env_action)
-                check_finite(global_step, observation=next_obs, reward=reward)  # before the policy samples from it
-                rewards[step], dones[step] = reward, terminated | truncated
-                if (cut := truncated & ~terminated).any():  # a time limit is no real end:
-                    with torch.inference_mode():  # bootstrap with the value of the true final observation
+                    env_action = np.clip(actions[step], space.low, space.high) if continuous else actions[step]
+                    next_obs, reward, terminated, truncated, infos = envs.step(env_action)
+                    check_finite(global_step, observation=next_obs, reward=reward)  # before the policy samples from it
+                    rewards[step], dones[step] = reward, terminated | truncated
+                    if args.norm_reward:  # scaled before the bootstrap below adds gamma V: V is learned in scaled units
+                        rewards[step], discounted = scale_reward(reward, discounted, dones[step], return_rms, args.gamma)
+                    if (cut := truncated & ~terminated).any():  # a time limit is no real end: bootstrap with V(true final obs)
                         final_obs = torch.as_tensor(np.stack(infos["final_obs"][cut]), dtype=torch.float32, device=device)
                         rewards[step, cut] += args.gamma * agent.get_value(final_obs).cpu().numpy()
-                run.log_episodes(global_step, infos)
+                    run.log_episodes(global_step, infos)
 
             # ---- update: one gradient step on the whole rollout
-            b_obs = torch.from_numpy(obs).to(device).reshape(batch_size, obs_dim)
-            b_actions = torch.from_numpy(actions).to(device).reshape((batch_size, act_dim) if continuous else (batch_size,))
+            b_obs, b_actions = (torch.from_numpy(x).to(device).flatten(0, 1) for x in (obs, actions))  # (steps * envs, ...)
             logprob, entropy, b_values = agent.evaluate_actions(b_obs, b_actions)
             with torch.no_grad():
                 next_value = agent.get_value(torch.as_tensor(next_obs, dtype=torch.float32, device=device))
@@ -281,16 +280,16 @@ def main(args: Args) -> dict:
             if iteration % args.log_interval == 0 or iteration == num_iterations:
                 pg, vl, gn, ent, adv_mean, adv_std, ev = np.mean(stats, axis=0)
                 stats.clear()
-                run.log(global_step, {
-                    "charts/learning_rate": optimizer.param_groups[0]["lr"],
-                    "charts/SPS": global_step / (time.time() - run.start),
-                    "losses/policy_loss": pg, "losses/value_loss": vl, "losses/entropy": ent, "losses/grad_norm": gn,
-                    "losses/explained_variance": ev, "charts/advantage_mean": adv_mean, "charts/advantage_std": adv_std}
-                    | ({"charts/action_std": agent.actor_logstd.detach().exp().mean()} if continuous else {}))
+                run.log(global_step, {"charts/SPS": (global_step - start_step) / (time.time() - start_time),
+                    "charts/learning_rate": optimizer.param_groups[0]["lr"], "losses/policy_loss": pg, "losses/value_loss": vl,
+                    "losses/entropy": ent, "losses/grad_norm": gn, "losses/explained_variance": ev,
+                    "charts/advantage_mean": adv_mean, "charts/advantage_std": adv_std}
+                    | ({"charts/action_std": agent.actor_logstd.detach().exp().mean()} if continuous else {})
+                    | ({"charts/reward_scale": np.sqrt(return_rms.var)} if args.norm_reward else {}))
 
             if Stop.signum or time.time() > next_checkpoint:  # between two iterations: the state --resume restores
-                save_checkpoint(run.checkpoint, agent, args, optimizer, iteration=iteration + 1, global_step=global_step,
-                                elapsed=time.time() - run.start, stats=stats)
+                save_checkpoint(run.checkpoint, agent, args, optimizer, return_rms, iteration=iteration + 1,
+                                global_step=global_step, elapsed=time.time() - run.start, stats=stats)
                 if Stop.signum:
                     raise KeyboardInterrupt(Stop.signum, run.dir)
                 next_checkpoint = time.time() + args.checkpoint_interval
@@ -375,19 +374,21 @@ def check_finite(step: int, **quantities) -> None:  # stop at the first non-fini
         if not np.isfinite(value).all():
             raise FloatingPointError(f"the {name.replace('_', ' ')} is not finite at step {step:,}: training stopped.")
 
-def save_checkpoint(path: str, agent: Agent, args: Args, optimizer=None, **counters) -> None:
-    """model.pt: weights, arguments; checkpoint.pt also the optimizer, counters, unlogged stats, RNGs. Atomic, finite."""
+def save_checkpoint(path: str, agent: Agent, args: Args, optimizer=None, return_rms=None, **counters) -> None:
+    """model.pt: weights, arguments; checkpoint.pt also optimizer, return_rms, counters, unlogged stats, RNGs. Atomic, finite."""
     if all(p.isfinite().all() for p in agent.parameters()):
         kind, key, *rest = np.random.get_state()  # its key as a list: torch.load(weights_only=True) refuses numpy arrays
-        training = dict(optimizer=optimizer.state_dict(), **counters, rng=[random.getstate(), (kind, key.tolist(), *rest),
-                        torch.get_rng_state(), torch.cuda.get_rng_state_all()]) if optimizer else {}
+        training = {} if optimizer is None else dict(optimizer=optimizer.state_dict(), **counters, rng=[random.getstate(),
+                        (kind, key.tolist(), *rest), torch.get_rng_state(), torch.cuda.get_rng_state_all()],  # mean, var, count:
+                        return_rms={k: torch.as_tensor(v, dtype=torch.float64) for k, v in vars(return_rms).items()})
         torch.save(dict(script="a2c.py", env_id=args.env_id, args=asdict(args), model=agent.state_dict(), **training),
                    path + ".tmp")
         os.replace(path + ".tmp", path)
 
-def restore(state: dict, optimizer: torch.optim.Optimizer, stats: list) -> tuple[int, int]:  # checkpoint.pt's state, back
+def restore(state: dict, optimizer: torch.optim.Optimizer, stats: list, return_rms) -> tuple[int, int]:  # checkpoint.pt's state
     optimizer.load_state_dict(state["optimizer"])
     stats.extend(state["stats"])  # the updates since the last log: the next log averages them too
+    vars(return_rms).update({k: v.numpy() for k, v in state["return_rms"].items()})  # the rewards keep their scale
     for put, rng in zip([random.setstate, np.random.set_state, torch.set_rng_state, torch.cuda.set_rng_state_all], state["rng"]):
         put(rng)
     return state["iteration"], state["global_step"]
@@ -428,7 +429,6 @@ def evaluate(agent: Agent, args: Args, device: torch.device, run: Run, global_st
 
 class Stop:  # SIGINT, SIGTERM: training ends its iteration, writes checkpoint.pt and stops; a second one, evaluation: at once
     signum, training = 0, False
-
     @staticmethod
     def handler(signum: int, frame) -> None:
         if Stop.signum or not Stop.training:

@@ -229,6 +229,7 @@ def main(args: Args) -> dict:
     rewards, dones = (np.zeros((args.num_steps, args.num_envs), dtype=np.float32) for _ in range(2))  # to torch per rollout
     next_obs, infos = envs.reset(seed=(args.seed + global_step) % (2**31 - 2**20) + rank * args.num_envs)  # resuming: new games
     lives, next_checkpoint, Stop.training = infos["lives"], time.time() + args.checkpoint_interval, True
+    start_step, start_time = global_step, time.time()  # charts/SPS: this process's steps over its training time
     try:
         for iteration in range(first_iteration, num_iterations + 1):
             if args.anneal_lr:
@@ -268,10 +269,10 @@ def main(args: Args) -> dict:
             # ---- logging (rank 0's scalars of this update, every log_interval updates), then checkpoint.pt between iterations
             if run and (iteration % args.log_interval == 0 or iteration == num_iterations):
                 pg, vl, gn, ent, a_mean, a_std, ev = scalars
-                run.log(global_step, {"charts/learning_rate": optimizer.param_groups[0]["lr"], "losses/policy_loss": pg,
-                                      "charts/SPS": int(global_step / (time.time() - run.start)), "losses/value_loss": vl,
-                                      "losses/entropy": ent, "losses/grad_norm": gn, "losses/explained_variance": ev,
-                                      "charts/advantage_mean": a_mean, "charts/advantage_std": a_std})
+                run.log(global_step, {"charts/SPS": int((global_step - start_step) / (time.time() - start_time)),
+                    "charts/learning_rate": optimizer.param_groups[0]["lr"], "losses/policy_loss": pg, "losses/value_loss": vl,
+                    "losses/entropy": ent, "losses/grad_norm": gn, "losses/explained_variance": ev, "charts/advantage_mean": a_mean,
+                    "charts/advantage_std": a_std})
             stop, due = Stop.signum, time.time() > next_checkpoint
             if world > 1:  # one small all-reduce: a signal (its number) or a due checkpoint anywhere counts everywhere,
                 dist.all_reduce(decision := torch.tensor([stop, due], device=device), op=dist.ReduceOp.MAX)

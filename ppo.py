@@ -226,6 +226,7 @@ def main(args: Args) -> dict:
 
     next_obs, _ = envs.reset(seed=args.seed + global_step)  # resuming: new episodes, on seeds of their own
     next_checkpoint, Stop.training = time.time() + args.checkpoint_interval, True
+    start_step, start_time = global_step, time.time()  # charts/SPS: this process's steps over its training time
     try:
         for iteration in range(first_iteration, num_iterations + 1):
             if args.anneal_lr:
@@ -284,10 +285,10 @@ def main(args: Args) -> dict:
             # ---- logging (means over every minibatch of the update)
             pg, vl, ent, kl, cf, gn = torch.stack(stats).mean(0).tolist()
             check_finite(global_step, policy_loss=pg, value_loss=vl, gradient_norm=gn)
-            run.log(global_step, {
-                "charts/learning_rate": optimizer.param_groups[0]["lr"], "charts/SPS": global_step / (time.time() - run.start),
-                "losses/policy_loss": pg, "losses/value_loss": vl, "losses/entropy": ent, "losses/approx_kl": kl,
-                "losses/clipfrac": cf, "losses/grad_norm": gn, "losses/explained_variance": explained_variance(b_values, b_returns),
+            run.log(global_step, {"charts/SPS": (global_step - start_step) / (time.time() - start_time),
+                "charts/learning_rate": optimizer.param_groups[0]["lr"], "losses/explained_variance": explained_variance(
+                    b_values, b_returns), "losses/policy_loss": pg, "losses/value_loss": vl, "losses/entropy": ent,
+                "losses/approx_kl": kl, "losses/clipfrac": cf, "losses/grad_norm": gn,
                 "charts/advantage_mean": b_advantages.mean(), "charts/advantage_std": b_advantages.std()})
 
             if Stop.signum or time.time() > next_checkpoint:  # between two iterations: the state --resume restores
@@ -429,7 +430,6 @@ def evaluate(agent: Agent, args: Args, device: torch.device, run: Run, global_st
 
 class Stop:  # SIGINT, SIGTERM: training ends its iteration, writes checkpoint.pt and stops; a second one, evaluation: at once
     signum, training = 0, False
-
     @staticmethod
     def handler(signum: int, frame) -> None:
         if Stop.signum or not Stop.training:

@@ -235,6 +235,7 @@ def main(args: Args) -> dict:
     # resuming: new episodes, on seeds of their own, so each env's discounted return G (scale_reward) restarts at 0 too
     next_obs = normalize_obs(obs_rms, envs.reset(seed=args.seed + global_step)[0], update=args.load_model is None)
     discounted, next_checkpoint, Stop.training = np.zeros(args.num_envs), time.time() + args.checkpoint_interval, True
+    start_step, start_time = global_step, time.time()  # charts/SPS: this process's steps over its training time
     try:
         for iteration in range(first_iteration, num_iterations + 1):
             optimizer.param_groups[0]["lr"] = args.learning_rate * (1 - (iteration - 1) / num_iterations if args.anneal_lr else 1)
@@ -287,7 +288,7 @@ def main(args: Args) -> dict:
             pg, vl, ent, kl, cf, gn = torch.stack(stats).mean(0).tolist()
             check_finite(global_step, policy_loss=pg, value_loss=vl, gradient_norm=gn)
             run.log(global_step, {"charts/learning_rate": optimizer.param_groups[0]["lr"],
-                                  "charts/SPS": global_step / (time.time() - run.start), "losses/policy_loss": pg,
+                                  "charts/SPS": (global_step - start_step) / (time.time() - start_time), "losses/policy_loss": pg,
                                   "losses/value_loss": vl, "losses/entropy": ent, "losses/approx_kl": kl, "losses/clipfrac": cf,
                                   "losses/grad_norm": gn, "losses/explained_variance": explained_variance(b_values, b_returns),
                                   "charts/advantage_mean": b_advantages.mean(), "charts/advantage_std": b_advantages.std()})

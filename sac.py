@@ -236,6 +236,7 @@ def main(args: Args) -> dict:
     alpha, target_entropy = log_alpha.detach().exp(), -float(act_dim)
     obs, _ = envs.reset(seed=args.seed + global_step)  # resuming: new episodes, on seeds of their own
     next_checkpoint, Stop.training = time.time() + args.checkpoint_interval, True
+    start_step, start_time = global_step, time.time()  # charts/SPS: this process's steps over its training time
     try:
         for iteration in range(first_iteration, num_iterations + 1):
             # ---- interaction: uniformly random actions until learning starts
@@ -288,7 +289,7 @@ def main(args: Args) -> dict:
                                           actor_grad_norm, alpha]).tolist()  # the updates' only host sync, so the losses
                     check_finite(global_step, **dict(zip(names, values)))  # are checked here, not after every update
                     run.log(global_step, {**{f"losses/{n}": v for n, v in zip(names, values)},
-                                          "charts/SPS": int(global_step / (time.time() - run.start))})
+                                          "charts/SPS": int((global_step - start_step) / (time.time() - start_time))})
             if Stop.signum or time.time() > next_checkpoint:  # between two environment steps: the state --resume restores
                 save_checkpoint(run.checkpoint, actor, args, training, generators, iteration=iteration + 1,
                                 global_step=global_step, elapsed=time.time() - run.start)

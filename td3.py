@@ -236,6 +236,7 @@ def main(args: Args) -> dict:
     first_iteration, global_step = restore(state, training, generators) if args.resume else (1, 0)
     obs, _ = envs.reset(seed=args.seed + global_step)  # resuming: new episodes, on seeds of their own
     next_checkpoint, Stop.training = time.time() + args.checkpoint_interval, True
+    start_step, start_time = global_step, time.time()  # charts/SPS: this process's steps over its training time
     try:
         for iteration in range(first_iteration, num_iterations + 1):
             # ---- interaction: uniformly random actions until learning starts, then mu(s) plus Gaussian noise
@@ -285,7 +286,7 @@ def main(args: Args) -> dict:
                                           actor_grad_norm]).tolist()  # the updates' only host sync, so the losses are
                     check_finite(global_step, **dict(zip(names, values)))  # checked here, not after every update
                     run.log(global_step, {**{f"losses/{n}": v for n, v in zip(names, values)},
-                                          "charts/SPS": int(global_step / (time.time() - run.start))})
+                                          "charts/SPS": int((global_step - start_step) / (time.time() - start_time))})
             if Stop.signum or time.time() > next_checkpoint:  # between two environment steps: the state --resume restores
                 save_checkpoint(run.checkpoint, actor, args, training, generators, iteration=iteration + 1,
                                 global_step=global_step, elapsed=time.time() - run.start)

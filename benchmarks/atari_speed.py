@@ -5,7 +5,7 @@
 
 Every repetition runs each configuration once, in a fixed order, so configurations compare under similar machine
 load; the table gives the median of charts/SPS (agent steps per second summed over all processes, measured from
-after the first reset to the end of training, no evaluation) and the same times 4, emulator frames per second
+after the first reset (or the resume) to the end of training, no evaluation) and the same times 4, emulator frames per second
 (the CleanRL way of counting: frames after frame skip). Each run is a fresh subprocess (`torchrun --standalone`
 for more than one process, gloo on CPU).
 """

@@ -6,6 +6,7 @@
     python benchmarks/run.py atari                   # a2c_atari on Pong and Breakout at 10M frames, 1 seed
     python benchmarks/run.py toys                    # grpo_toy, dpo_toy, 3 seeds
     python benchmarks/run.py ablations --jobs 2      # a2c / ppo hyperparameter ablations on CartPole, 3 seeds
+    python benchmarks/run.py a2c_pendulum --jobs 2   # a2c.py --norm-reward on Pendulum-v1, 1M steps, 5 seeds
     python benchmarks/run.py quick --list            # print the commands without running them
 
 Every run writes its usual run directory under benchmarks/runs/SUITE/ (not committed). A run that exits
@@ -91,6 +92,9 @@ SUITES = {
     + [rl(s, e, 200_000, None, (1, 2)) for s in ("sac.py", "td3.py") for e in ("Hopper-v5", "HalfCheetah-v5")],
     "atari": [replace(rl("a2c_atari.py", e, 2_500_000, None, (1,), 100), procs=2)  # 10M frames = 2.5M agent steps
               for e in ("PongNoFrameskip-v4", "BreakoutNoFrameskip-v4")],
+    # a2c.py's continuous exercise with reward scaling (RL Zoo-like settings): the mean of the last 100 episodes >= -250
+    "a2c_pendulum": [rl("a2c.py", "Pendulum-v1", 1_000_000, -250, FIVE, 100, "--gamma", "0.9", "--gae-lambda", "0.9",
+                        "--num-steps", "8", "--ent-coef", "0", "--anneal-lr", "--norm-reward")],
     "ablations": [
         ablation("a2c.py", "default", A2C_GROUPS),
         *(ablation("a2c.py", f"gae-lambda={v}", ("a2c_gae_lambda",), "--gae-lambda", v) for v in ("0", "0.5", "1")),

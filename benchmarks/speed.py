@@ -107,7 +107,7 @@ SETTINGS = {
                 bootstrap_truncation=True),
     "a2c": dict(env_id="CartPole-v1", num_envs=8, num_steps=5, learning_rate=7e-4, optimizer="rmsprop",
                 rmsprop_alpha=0.99, optimizer_eps=1e-5, anneal_lr=False, gamma=0.99, gae_lambda=0.95,
-                norm_adv=False, ent_coef=0.01, vf_coef=0.5, max_grad_norm=0.5),
+                norm_adv=False, ent_coef=0.01, vf_coef=0.5, max_grad_norm=0.5, norm_reward=False),
     "ppo_continuous": dict(env_id="Hopper-v5", num_envs=1, num_steps=2048, num_minibatches=32, update_epochs=10,
                            learning_rate=3e-4, anneal_lr=True, gamma=0.99, gae_lambda=0.95, norm_adv=True,
                            clip_coef=0.2, clip_vloss=True, ent_coef=0.0, vf_coef=0.5, max_grad_norm=0.5,
@@ -125,6 +125,7 @@ DEFAULT_STEPS = {"ppo": 76_800, "a2c": 75_000, "ppo_continuous": 20_480, "sac": 
 LEARNING_STARTS = 256  # no fewer transitions than a batch (sac.py and td3.py refuse a first batch larger than that)
 OBS_CLIP = REWARD_CLIP = 10.0  # ppo_continuous.py's clipping of normalized observations and scaled rewards
 SEED = 1
+DEVICE = "cpu"  # --device: where both sides put their networks (cuda: benchmarks/gpu.sh)
 
 
 def rollout_size(algo: str) -> int:
@@ -144,7 +145,8 @@ def check_steps(algo: str, steps: int, learning_starts: int) -> None:
 # ---------------------------------------------------------------- this repository's side
 def ours_args(algo: str, steps: int, learning_starts: int, threads: int, runs_dir: str):
     """The Args of our script for a timed run: SETTINGS plus the run's length, no evaluation, CPU."""
-    run = dict(total_timesteps=steps, eval_episodes=0, cuda=False, torch_threads=threads, runs_dir=runs_dir, seed=SEED)
+    run = dict(total_timesteps=steps, eval_episodes=0, cuda=DEVICE == "cuda", torch_threads=threads, runs_dir=runs_dir,
+               seed=SEED)
     if algo not in ON_POLICY:
         run.update(learning_starts=learning_starts, buffer_size=steps)
     return MODULES[algo].Args(**SETTINGS[algo], **run)
@@ -235,7 +237,7 @@ def sb3_train(algo: str, steps: int, learning_starts: int, threads: int) -> list
     if cfg.action_noise_std is not None:
         dim = env.action_space.shape[0]
         kwargs["action_noise"] = NormalActionNoise(np.zeros(dim), np.full(dim, cfg.action_noise_std))
-    model = getattr(stable_baselines3, cfg.algo_class)("MlpPolicy", env, seed=SEED, device="cpu", verbose=0, **kwargs)
+    model = getattr(stable_baselines3, cfg.algo_class)("MlpPolicy", env, seed=SEED, device=DEVICE, verbose=0, **kwargs)
     model.learn(steps)
     env.close()
     return [ep["r"] for ep in model.ep_info_buffer]
@@ -301,7 +303,8 @@ def report(opts, summaries: dict, steps: dict, load_before: float, sb3_version: 
         f"- date: {datetime.datetime.now().astimezone().isoformat(timespec='minutes')}",
         f"- machine: {machine()}; load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after",
         f"- threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, torch {torch.get_num_threads()} "
-        f"(--threads {opts.threads}), for both implementations",
+        f"(--threads {opts.threads}), for both implementations; device {DEVICE}"
+        + (f" ({torch.cuda.get_device_name()})" if DEVICE == "cuda" else ""),
         f"- versions: torch {torch.__version__}, gymnasium {gym.__version__}"
         + (f", stable-baselines3 {sb3_version}" if sb3_version else ""),
         f"- {opts.reps} repetitions, ours and SB3 alternating within each; medians of the SPS, median (min-max) of "
@@ -364,7 +367,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="instead of timing, count both sides' optimizer steps and parameters for each algorithm")
     parser.add_argument("--profile", action="store_true", help="also profile one run of each of ours")
     parser.add_argument("--against", choices=["sb3"], default="sb3", help="the other side: Stable-Baselines3")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where both sides train")
     opts = parser.parse_args(argv)
+    global DEVICE
+    DEVICE = opts.device
     if opts.reps < 1 or opts.threads < 1:
         raise SystemExit(f"--reps and --threads must be at least 1 (got {opts.reps}, {opts.threads}).")
     steps = {algo: getattr(opts, f"{algo}_steps") for algo in opts.algos}

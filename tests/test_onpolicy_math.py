@@ -2,6 +2,7 @@
 against hand computations and torch.distributions."""
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch.distributions import Categorical, Normal
@@ -94,6 +95,33 @@ def test_explained_variance(module):
     assert module.explained_variance(torch.full_like(y, 3.5), y).item() == pytest.approx(0.0)
     constant = module.explained_variance(y, torch.ones(4))
     assert constant.dim() == 0 and math.isnan(constant.item())  # a constant target: undefined
+
+
+# ---- reward scaling (ppo_continuous.py always, a2c.py with --norm-reward)
+@pytest.mark.parametrize("module", [a2c, ppo_continuous], ids=["a2c", "ppo_continuous"])
+def test_scale_reward_against_a_loop_over_the_discounted_returns(module):
+    """r~_t = clip(r_t / sqrt(var + 1e-8), -10, 10), var the variance of every discounted return G seen so far (all envs,
+    this step's included), each env's G_t = gamma G_{t-1} + r_t restarting at 0 after a done."""
+    rng = np.random.default_rng(0)
+    steps, envs, gamma = 200, 4, 0.9
+    rewards, dones = rng.normal(0.0, 1.0, (steps, envs)), rng.random((steps, envs)) < 0.1
+    rewards[150, 2], rewards[170, 0] = 500.0, -2000.0  # outliers to many G: beyond +10 and -10 standard deviations
+    g, history, expected = np.zeros(envs), [], []
+    for t in range(steps):
+        g = gamma * g + rewards[t]
+        history.extend(g)
+        expected.append(np.clip(rewards[t] / np.sqrt(np.var(history) + 1e-8), -10.0, 10.0))
+        g = np.where(dones[t], 0.0, g)
+    assert (np.array(expected) == 10.0).any() and (np.array(expected) == -10.0).any()  # the clip is exercised
+
+    return_rms, discounted = module.RunningMeanStd(shape=()), np.zeros(envs)
+    for t in range(steps):
+        scaled, discounted = module.scale_reward(rewards[t], discounted, dones[t], return_rms, gamma)
+        # the statistics start from a pseudo-count of 1e-4 (gymnasium's RunningMeanStd): equal to 1e-3
+        np.testing.assert_allclose(scaled, expected[t], rtol=1e-3, err_msg=f"step {t}")
+    np.testing.assert_allclose(discounted, g, rtol=1e-12)
+    assert return_rms.count == pytest.approx(steps * envs, abs=1e-3)
+    np.testing.assert_allclose([return_rms.mean, return_rms.var], [np.mean(history), np.var(history)], rtol=1e-4)
 
 
 @pytest.mark.parametrize("module", [a2c, a2c_atari], ids=["a2c", "a2c_atari"])

@@ -5,6 +5,7 @@ command-line errors and signals for all eight scripts: test_family.py.)"""
 import dataclasses
 import importlib
 import math
+import signal
 import subprocess
 import sys
 import warnings
@@ -17,7 +18,7 @@ import torch
 
 from helpers import DEVICES, ConstantRewardEnv, assert_finite_scalars, read_args, read_metrics
 
-import a2c  # noqa: F401  (imported by name below)
+import a2c
 import ppo
 import ppo_continuous  # noqa: F401
 
@@ -103,6 +104,7 @@ for c in (False, True):
                  entry_point=lambda c=c: OddSpacesEnv(gym.spaces.Box(0, 255, (32, 32, 3), np.uint8), c))
 gym.register("TestTruncatedOnly-v0", entry_point=lambda: ConstantRewardEnv(terminate=False), max_episode_steps=5)
 gym.register("TestTerminated-v0", entry_point=lambda: ConstantRewardEnv(terminate=True), max_episode_steps=5)
+gym.register("TestParity-v0", entry_point=lambda: ConstantRewardEnv(observe=lambda t, horizon: t % 2), max_episode_steps=5)
 gym.register("TestMultiBinary-v0", entry_point=lambda: ConstantRewardEnv(action_space=gym.spaces.MultiBinary(2)),
              max_episode_steps=5)
 gym.register("TestShiftedDiscrete-v0", entry_point=lambda: ConstantRewardEnv(action_space=gym.spaces.Discrete(3, start=-1)),
@@ -306,6 +308,52 @@ def test_ppo_without_truncation_bootstrap_treats_the_time_limit_as_an_end():
     agent = run("ppo", env_id="TestTruncatedOnly-v0", gamma=0.9, bootstrap_truncation=False, **PPO_VALUE_FIT)["agent"]
     with torch.no_grad():
         assert agent.get_value(torch.zeros(1, 1)).item() == pytest.approx(sum(0.9**k for k in range(5)), rel=0.05)
+
+
+def test_a2c_norm_reward_scales_before_the_truncation_bootstrap_and_resumes_with_its_statistics(monkeypatch, tmp_path):
+    """a2c.py --norm-reward; reward 1, observation [t mod 2], a 5-step time limit. GAE must see r~_t = clip(1 / sqrt(var +
+    1e-8), -10, 10), var that of every discounted return G seen (G = gamma G + 1, restarting at 0 after a done), plus
+    gamma * V([1]) at a truncation (the true final observation is [5 mod 2]; added to the scaled reward, as V is learned in
+    scaled units). Stopped after one rollout and resumed, the run keeps its statistics; its new episodes restart G."""
+    gamma, seen, real_gae, real_log = 0.9, [], a2c.compute_gae, a2c.Run.log
+
+    def spy(rewards, values, dones, next_value, gamma, gae_lambda):
+        seen.append((rewards[:, 0].clone(), values[:, 0].clone(), dones[:, 0].clone()))
+        return real_gae(rewards, values, dones, next_value, gamma, gae_lambda)
+
+    def stop_after_the_first_update(self, step, scalars):
+        real_log(self, step, scalars)
+        if "charts/SPS" in scalars:
+            a2c.Stop.signum = signal.SIGTERM  # what the handler notes: the loop stops at the end of this iteration
+    monkeypatch.setattr(a2c, "compute_gae", spy)
+    monkeypatch.setattr(a2c.Run, "log", stop_after_the_first_update)
+    with pytest.raises(KeyboardInterrupt) as stopped:  # one rollout of 8 steps: stopped in the middle of an episode
+        run("a2c", env_id="TestParity-v0", num_envs=1, num_steps=8, total_timesteps=24, gamma=gamma, log_interval=1,
+            norm_reward=True, runs_dir=str(tmp_path))
+    monkeypatch.setattr(a2c.Run, "log", real_log)
+    out = a2c.main(a2c.Args(resume=stopped.value.args[1]))  # two more rollouts, on new episodes
+
+    history, expected, odd = [], [], []  # the reference: the first run's 8 steps, then the resumed run's 16
+    for steps in (8, 16):
+        g = 0.0
+        for t in range(steps):
+            g = gamma * g + 1.0
+            history.append(g)
+            expected.append(min(1.0 / math.sqrt(np.var(history) + 1e-8), 10.0))
+            odd.append(t % 5 % 2 == 1)
+            g = 0.0 if t % 5 == 4 else g
+    assert expected[0] == 10.0 and expected[8] < 1.0  # fresh statistics (var 0) would clip the resumed run's first to 10
+    rewards, values, dones = (torch.cat([s[k] for s in seen]).double() for k in range(3))
+    truncated = [4, 12, 17, 22]
+    assert torch.nonzero(dones).flatten().tolist() == truncated
+    bootstrap = torch.zeros(24, dtype=torch.float64)
+    for k in range(3):  # V([1]) of each rollout's (pre-update) critic: its value at any odd step
+        v_odd = values[8 * k + odd[8 * k:8 * k + 8].index(True)]
+        bootstrap[[t for t in truncated if 8 * k <= t < 8 * k + 8]] = gamma * v_odd
+    assert not torch.isclose(values[1], values[0])  # V([1]) != V([0]): the test tells the two apart
+    torch.testing.assert_close(rewards, torch.tensor(expected, dtype=torch.float64) + bootstrap, rtol=1e-3, atol=1e-5)
+    scale = read_metrics(out["run_dir"])["charts/reward_scale"]
+    assert scale[-1] == (24, pytest.approx(np.std(history), rel=1e-3))
 
 
 # ---- action spaces a2c.py (and ppo.py) cannot handle (their observation spaces: above)
