@@ -273,7 +273,7 @@ def main(args: Args) -> dict:
                     "charts/learning_rate": optimizer.param_groups[0]["lr"], "losses/policy_loss": pg, "losses/value_loss": vl,
                     "losses/entropy": ent, "losses/grad_norm": gn, "losses/explained_variance": ev, "charts/advantage_mean": a_mean,
                     "charts/advantage_std": a_std})
-            stop, due = Stop.signum, time.time() > next_checkpoint
+            stop, due = Stop.signum, time.time() > next_checkpoint or iteration == num_iterations
             if world > 1:  # one small all-reduce: a signal (its number) or a due checkpoint anywhere counts everywhere,
                 dist.all_reduce(decision := torch.tensor([stop, due], device=device), op=dist.ReduceOp.MAX)
                 stop, due = decision.tolist()  # so every process stops, and checkpoints, after the same iteration
@@ -288,8 +288,6 @@ def main(args: Args) -> dict:
                 if stop:
                     raise KeyboardInterrupt(stop, *([run.dir] if run else []))
                 next_checkpoint = time.time() + args.checkpoint_interval
-        if run and os.path.exists(run.checkpoint):  # trained to the end: nothing left to resume
-            os.remove(run.checkpoint)
     finally:  # also when stopped by SIGINT / SIGTERM or a non-finite number: the model first, then the environments
         Stop.training = False
         if run and args.save_model:
@@ -313,7 +311,7 @@ class Run:
         base = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}".replace("/", "_")
         try:
             for n in itertools.count(1):  # atomic: two runs started in the same second never share one
-                self.dir = args.resume or os.path.join(args.runs_dir, base if n == 1 else f"{base}_{n}")
+                self.dir = os.path.normpath(args.resume or os.path.join(args.runs_dir, base if n == 1 else f"{base}_{n}"))
                 with contextlib.suppress(FileExistsError):
                     os.makedirs(self.dir, exist_ok=bool(args.resume))
                     break
@@ -363,6 +361,8 @@ class Run:
     recent = property(lambda self: np.mean([r for _, r in self.episodic_returns[-20:]] or [np.nan]))
 
     def finish(self, agent, eval_returns: list, **extra) -> dict:  # close the files, print a closing line; main's result
+        with contextlib.suppress(FileNotFoundError):  # trained and evaluated: nothing left to resume
+            os.remove(self.checkpoint)
         self.file.close()
         self.tb.close()
         if self.wandb is not None:

@@ -291,14 +291,12 @@ def main(args: Args) -> dict:
                 "losses/approx_kl": kl, "losses/clipfrac": cf, "losses/grad_norm": gn,
                 "charts/advantage_mean": b_advantages.mean(), "charts/advantage_std": b_advantages.std()})
 
-            if Stop.signum or time.time() > next_checkpoint:  # between two iterations: the state --resume restores
+            if Stop.signum or time.time() > next_checkpoint or iteration == num_iterations:  # the state --resume restores
                 save_checkpoint(run.checkpoint, agent, args, optimizer, iteration=iteration + 1, global_step=global_step,
                                 elapsed=time.time() - run.start)
                 if Stop.signum:
                     raise KeyboardInterrupt(Stop.signum, run.dir)
                 next_checkpoint = time.time() + args.checkpoint_interval
-        with contextlib.suppress(FileNotFoundError):  # trained to the end: nothing left to resume
-            os.remove(run.checkpoint)
     finally:  # also when stopped by SIGINT / SIGTERM or a non-finite number: the model first, then the environments
         Stop.training = False
         if args.save_model:
@@ -315,7 +313,7 @@ class Run:
         base = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}".replace("/", "_")
         try:
             for n in itertools.count(1):  # atomic: two runs started in the same second never share one
-                self.dir = args.resume or os.path.join(args.runs_dir, base if n == 1 else f"{base}_{n}")
+                self.dir = os.path.normpath(args.resume or os.path.join(args.runs_dir, base if n == 1 else f"{base}_{n}"))
                 with contextlib.suppress(FileExistsError):
                     os.makedirs(self.dir, exist_ok=bool(args.resume))
                     break
@@ -365,6 +363,8 @@ class Run:
     recent = property(lambda self: np.mean([r for _, r in self.episodic_returns[-20:]] or [np.nan]))
 
     def finish(self, agent, eval_returns: list, **extra) -> dict:  # close the files, print a closing line; main's result
+        with contextlib.suppress(FileNotFoundError):  # trained and evaluated: nothing left to resume
+            os.remove(self.checkpoint)
         self.file.close()
         self.tb.close()
         if self.wandb is not None:

@@ -287,14 +287,12 @@ def main(args: Args) -> dict:
                     check_finite(global_step, **dict(zip(names, values)))  # checked here, not after every update
                     run.log(global_step, {**{f"losses/{n}": v for n, v in zip(names, values)},
                                           "charts/SPS": int((global_step - start_step) / (time.time() - start_time))})
-            if Stop.signum or time.time() > next_checkpoint:  # between two environment steps: the state --resume restores
+            if Stop.signum or time.time() > next_checkpoint or iteration == num_iterations:  # the state --resume restores
                 save_checkpoint(run.checkpoint, actor, args, training, generators, iteration=iteration + 1,
                                 global_step=global_step, elapsed=time.time() - run.start)
                 if Stop.signum:
                     raise KeyboardInterrupt(Stop.signum, run.dir)
                 next_checkpoint = time.time() + args.checkpoint_interval
-        with contextlib.suppress(FileNotFoundError):  # trained to the end: nothing left to resume
-            os.remove(run.checkpoint)
     finally:  # also when stopped by SIGINT / SIGTERM or a non-finite number: the model first, then the environments
         Stop.training = False
         if args.save_model:
@@ -309,7 +307,7 @@ class Run:  # runs/{env_id}__{exp_name}__{seed}__{unix_time}/: args.json, metric
         base = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}".replace("/", "_")
         try:
             for n in itertools.count(1):  # atomic: two runs started in the same second never share one
-                self.dir = args.resume or os.path.join(args.runs_dir, base if n == 1 else f"{base}_{n}")
+                self.dir = os.path.normpath(args.resume or os.path.join(args.runs_dir, base if n == 1 else f"{base}_{n}"))
                 with contextlib.suppress(FileExistsError):
                     os.makedirs(self.dir, exist_ok=bool(args.resume))
                     break
@@ -359,6 +357,8 @@ class Run:  # runs/{env_id}__{exp_name}__{seed}__{unix_time}/: args.json, metric
     recent = property(lambda self: np.mean([r for _, r in self.episodic_returns[-20:]] or [np.nan]))
 
     def finish(self, agent, eval_returns: list, **extra) -> dict:  # close the files, print a closing line; main's result
+        with contextlib.suppress(FileNotFoundError):  # trained and evaluated: nothing left to resume
+            os.remove(self.checkpoint)
         self.file.close()
         self.tb.close()
         if self.wandb is not None:
