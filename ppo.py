@@ -286,9 +286,9 @@ def main(args: Args) -> dict:
             pg, vl, ent, kl, cf, gn = torch.stack(stats).mean(0).tolist()
             check_finite(global_step, policy_loss=pg, value_loss=vl, gradient_norm=gn)
             run.log(global_step, {"charts/SPS": (global_step - start_step) / (time.time() - start_time),
-                "charts/learning_rate": optimizer.param_groups[0]["lr"], "losses/explained_variance": explained_variance(
-                    b_values, b_returns), "losses/policy_loss": pg, "losses/value_loss": vl, "losses/entropy": ent,
-                "losses/approx_kl": kl, "losses/clipfrac": cf, "losses/grad_norm": gn,
+                "charts/learning_rate": optimizer.param_groups[0]["lr"], "losses/policy_loss": pg, "losses/value_loss": vl,
+                "losses/entropy": ent, "losses/approx_kl": kl, "losses/clipfrac": cf, "losses/grad_norm": gn,
+                "losses/explained_variance": explained_variance(b_values, b_returns),
                 "charts/advantage_mean": b_advantages.mean(), "charts/advantage_std": b_advantages.std()})
 
             if Stop.signum or time.time() > next_checkpoint or iteration == num_iterations:  # the state --resume restores
