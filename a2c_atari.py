@@ -269,7 +269,7 @@ def main(args: Args) -> dict:
             # ---- logging (rank 0's scalars of this update, every log_interval updates), then checkpoint.pt between iterations
             if run and (iteration % args.log_interval == 0 or iteration == num_iterations):
                 pg, vl, gn, ent, a_mean, a_std, ev = scalars
-                run.log(global_step, {"charts/SPS": int((global_step - start_step) / (time.time() - start_time)),
+                run.log(global_step, {"charts/SPS": (global_step - start_step) / (time.time() - start_time),
                     "charts/learning_rate": optimizer.param_groups[0]["lr"], "losses/policy_loss": pg, "losses/value_loss": vl,
                     "losses/entropy": ent, "losses/grad_norm": gn, "losses/explained_variance": ev, "charts/advantage_mean": a_mean,
                     "charts/advantage_std": a_std})

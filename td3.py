@@ -286,7 +286,7 @@ def main(args: Args) -> dict:
                                           actor_grad_norm]).tolist()  # the updates' only host sync, so the losses are
                     check_finite(global_step, **dict(zip(names, values)))  # checked here, not after every update
                     run.log(global_step, {**{f"losses/{n}": v for n, v in zip(names, values)},
-                                          "charts/SPS": int((global_step - start_step) / (time.time() - start_time))})
+                                          "charts/SPS": (global_step - start_step) / (time.time() - start_time)})
             if Stop.signum or time.time() > next_checkpoint or iteration == num_iterations:  # the state --resume restores
                 save_checkpoint(run.checkpoint, actor, args, training, generators, iteration=iteration + 1,
                                 global_step=global_step, elapsed=time.time() - run.start)
