@@ -134,10 +134,15 @@ def command(suite: str, job: Job, seed: int, resume: Path | None = None) -> list
             "--exp-name", exp_name(suite, job), "--runs-dir", str(RUNS / suite)]
 
 
+def run_prefix(suite: str, job: Job, seed: int) -> str:
+    """How the names of this job's run directories for this seed begin (the script adds the unix time)."""
+    return f"{job.label.replace('/', '_')}__{exp_name(suite, job)}__{seed}__"
+
+
 def stopped_run(suite: str, job: Job, seed: int) -> Path | None:
     """The latest run directory of this job and seed that holds a checkpoint.pt (a run stopped before its end)."""
-    prefix = f"{job.label.replace('/', '_')}__{exp_name(suite, job)}__{seed}__"
-    runs = sorted((p.parent for p in (RUNS / suite).glob(prefix + "*/checkpoint.pt")), key=lambda p: p.stat().st_mtime)
+    runs = sorted((p.parent for p in (RUNS / suite).glob(run_prefix(suite, job, seed) + "*/checkpoint.pt")),
+                  key=lambda p: p.stat().st_mtime)
     return runs[-1] if runs else None
 
 
@@ -146,7 +151,7 @@ def run_one(suite: str, job: Job, seed: int) -> str:
     marker = done_file(suite, job, seed)
     if marker.exists():
         return f"skip  {marker.stem} (done: {marker.read_text().strip()})"
-    prefix = f"{job.label.replace('/', '_')}__{exp_name(suite, job)}__{seed}__"
+    prefix = run_prefix(suite, job, seed)
     before, resume = {p.name for p in (RUNS / suite).glob(prefix + "*")}, stopped_run(suite, job, seed)
     start = time.time()
     log = RUNS / suite / f"{marker.stem}.log"
