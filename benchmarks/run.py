@@ -89,7 +89,7 @@ SUITES = {
     ],
     # the standard budgets: ppo_continuous at 1M steps, 3 seeds; sac / td3 at 200k steps, 2 seeds (hours on a CPU)
     "mujoco": [rl("ppo_continuous.py", e, 1_000_000) for e in ("Hopper-v5", "HalfCheetah-v5", "Walker2d-v5")]
-    + [rl(s, e, 200_000, None, (1, 2)) for s in ("sac.py", "td3.py") for e in ("Hopper-v5", "HalfCheetah-v5")],
+    + [rl(s, e, 200_000, None, (1, 2)) for e in ("Hopper-v5", "HalfCheetah-v5") for s in ("sac.py", "td3.py")],
     "atari": [replace(rl("a2c_atari.py", e, 2_500_000, None, (1,), 100), procs=2)  # 10M frames = 2.5M agent steps
               for e in ("PongNoFrameskip-v4", "BreakoutNoFrameskip-v4")],
     # a2c.py's continuous exercise with reward scaling (RL Zoo-like settings): the mean of the last 100 episodes >= -250
