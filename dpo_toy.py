@@ -5,17 +5,29 @@ Direct Preference Optimization (Rafailov et al. 2023, arXiv:2305.18290) fits the
 without a reward model or sampling during training. --loss-type picks the loss; each line is the function on its right:
 
     log pi(y|x) = sum of log pi(y_t | x, y_<t) over y up to and including its end token      sequence_logprobs
+      --average-logprobs (always with orpo): that sum divided by the number of those tokens  sequence_logprobs
     h = [log pi(y_w|x) - log pi_ref(y_w|x)] - [log pi(y_l|x) - log pi_ref(y_l|x)]            dpo_loss
     sigmoid:  L = -log sigmoid(beta h)                                                       dpo_loss
     ipo:      L = (h - 1 / (2 beta))^2                                                       dpo_loss
     hinge:    L = max(0, 1 - beta h)                                                         dpo_loss
+    kto:      u(y) = log pi(y|x) - log pi_ref(y|x) of one example (x, y)
+              z0 = max(0, batch mean of u(y') on mismatched (x, y')), no gradient            kto_reference_point
+              L = lambda_D (1 - sigmoid(beta (u(y) - z0))) for a desirable y (a y_w)         kto_loss
+              L = lambda_U (1 - sigmoid(beta (z0 - u(y)))) for an undesirable y (a y_l)      kto_loss
+    orpo:     log odds(y) = log P - log(1 - P), log P the averaged log pi(y|x)               log_odds
+              L = -log P(y_w) - lambda log sigmoid(log odds(y_w) - log odds(y_l))            orpo_loss
     y_w, y_l = a prompt's first best and first worst sample (none if all tie)                preference_pairs
 
 `sigmoid` is DPO: the Bradley-Terry likelihood of the implicit reward r(x, y) = beta log pi(y|x) / pi_ref(y|x), whose
 minimizer over all policies is pi(y|x) proportional to pi_ref(y|x) exp(r(x, y) / beta); `ipo` is IPO (Azar et al. 2023,
-arXiv:2310.12036), which regresses h to a finite target; `hinge` the SLiC-style hinge (Zhao et al. 2023). --sft-weight
-adds that weight times the per-token NLL of y_w (the RPO remedy, Pang et al. 2024, arXiv:2404.19733). The logged
-`rewards/chosen` and `rewards/rejected` are the implicit rewards beta (log pi - log pi_ref) of y_w and y_l.
+arXiv:2310.12036), which regresses h to a finite target; `hinge` the SLiC-style hinge (Zhao et al. 2023). `kto` is KTO
+(Ethayarajh et al. 2024, arXiv:2402.01306), for unpaired feedback: every completion is an example of its own, desirable
+(y_w) or undesirable (y_l), valued against z0, an estimate of KL(pi || pi_ref) from each prompt of the batch paired
+with another example's completion; the loss is the mean over the batch's examples. `orpo` is ORPO (Hong et al. 2024,
+arXiv:2403.07691): no reference model, the NLL of y_w plus a penalty on the odds ratio of y_w to y_l. --sft-weight adds
+that weight times the per-token NLL of y_w (the RPO remedy, Pang et al. 2024, arXiv:2404.19733). The logged
+`rewards/chosen` and `rewards/rejected` are the implicit rewards beta (log pi - log pi_ref) of y_w and y_l (orpo, which
+has no reference: lambda times the averaged log pi).
 
 Over-optimization and likelihood displacement: the loss only asks that y_w gain on y_l *relative to the
 reference*; it is as happy to push both down, as long as y_l falls faster. With a small beta and many
@@ -25,16 +37,23 @@ and the true accuracies logged after every epoch (by sampling and by greedy deco
     python dpo_toy.py --beta 0.1 --num-epochs 12                     # collapse
     python dpo_toy.py --beta 0.1 --num-epochs 12 --sft-weight 1.0    # the NLL anchor prevents it
 
-Differences from the paper: the "language model" is a 2-layer transformer the script warms up itself on
-noisy labels (--warmup-correct-frac of them correct, the rest a shuffle of the input: greedy decoding is
-mostly right, sampling often wrong); the pairs are built from samples of that reference model, scored by
-the task (chosen = correct, rejected = incorrect, prompts whose samples all tie are dropped); the reference
-log-probabilities are computed once; IPO uses summed (not length-averaged) log-probabilities.
+Differences from the paper: the "language model" is a 2-layer transformer the script warms up itself on noisy labels
+(--warmup-correct-frac of them correct, the rest a shuffle of the input: greedy decoding is mostly right, sampling
+often wrong); the pairs are built from samples of that reference model, scored by the task (chosen: correct, rejected:
+incorrect; prompts whose samples all tie are dropped); the reference log-probabilities of the pairs are computed once
+(KTO's mismatched ones at every step). IPO sums log-probabilities unless --average-logprobs divides them by the
+completion's length, as TRL does following the IPO authors. KTO's data are the completions the pairs hold, for a
+like-for-like comparison with DPO; KTO could also learn from prompts whose samples all tie (all desirable or all
+undesirable), which are not used here. ORPO, which its paper runs in place of the SFT stage, starts here from the
+warmed-up model like the others (its pairs are that model's samples).
 
 Task `sort` (default): prompt "^abcd=", completion the four digits ascending and "$"; `sum`: prompt "^TT="
 with a target 0..27, completion three digits summing to it and "$".
 
 Run: python dpo_toy.py            (about a minute on 2 CPU cores; evaluate a saved model: --load-model runs/.../model.pt)
+     python dpo_toy.py --loss-type ipo --average-logprobs
+     python dpo_toy.py --loss-type kto
+     python dpo_toy.py --loss-type orpo
 """
 
 # ---------------------------------------------------------------- imports
@@ -81,9 +100,13 @@ class Args:
     num_train_prompts: int = 2048  # prompts from which preference pairs are sampled
     samples_per_prompt: int = 4  # completions sampled from the reference per prompt to form a (correct, incorrect) pair
     temperature: float = 1.0  # sampling temperature for the pairs and the sampled accuracy
-    loss_type: Literal["sigmoid", "ipo", "hinge"] = "sigmoid"  # the preference loss (see the module docstring)
-    beta: float = 0.5  # strength of the implicit KL regularization to the reference (0.1 is the common LLM default)
-    sft_weight: float = 0.0  # weight of the NLL of the chosen completion (RPO); 0 disables it
+    loss_type: Literal["sigmoid", "ipo", "hinge", "kto", "orpo"] = "sigmoid"  # the preference loss (see the docstring)
+    average_logprobs: bool = False  # divide each completion's log-probability by its token count, end included (orpo: always)
+    beta: float = 0.5  # strength of the implicit KL regularization to the reference (0.1 is the common LLM default; not orpo)
+    desirable_weight: float = 1.0  # kto: weight lambda_D of the loss of a desirable (chosen) completion
+    undesirable_weight: float = 1.0  # kto: weight lambda_U of the loss of an undesirable (rejected) completion
+    orpo_lambda: float = 0.1  # orpo: weight lambda of the odds-ratio term beside the NLL of the chosen completion
+    sft_weight: float = 0.0  # weight of the NLL of the chosen completion (RPO); 0 disables it (orpo has its own)
     learning_rate: float = 2e-4  # Adam learning rate of the policy
     num_epochs: int = 4  # passes over the preference pairs
     batch_size: int = 64  # pairs per gradient step
@@ -115,6 +138,13 @@ def check_args(args: Args) -> dict | None:
         (not (0 < args.beta < math.inf and 0 <= args.sft_weight < math.inf and 0 <= args.warmup_correct_frac <= 1), f"--beta "
          f"must be finite and > 0, --sft-weight finite and >= 0, --warmup-correct-frac in [0, 1] (got {args.beta}, "
          f"{args.sft_weight}, {args.warmup_correct_frac})."),
+        (not (0 < args.desirable_weight < math.inf and 0 < args.undesirable_weight < math.inf and 0 <= args.orpo_lambda <
+              math.inf), "--desirable-weight and --undesirable-weight must be finite and > 0, --orpo-lambda finite and >= 0 "
+         f"(got {args.desirable_weight}, {args.undesirable_weight}, {args.orpo_lambda})."),
+        (args.loss_type == "kto" and args.batch_size < 2, "--loss-type kto pairs each prompt with another pair's completion "
+         "to estimate its reference point: --batch-size must be >= 2."),
+        (args.loss_type == "orpo" and args.sft_weight > 0, "--loss-type orpo already holds the NLL of the chosen completion; "
+         "leave --sft-weight out (--orpo-lambda weighs the odds-ratio term against it)."),
         (not 0 <= args.seed < 2**32 or min(args.warmup_steps, args.torch_threads) < 0, f"--seed must be in [0, 2**32), "
          f"--warmup-steps and --torch-threads 0 or more (got {args.seed}, {args.warmup_steps}, {args.torch_threads})."),
     ]:
@@ -213,11 +243,12 @@ def completion_mask(completions: torch.Tensor, end_id: int) -> torch.Tensor:
     ended_before = is_end.cumsum(dim=1) - is_end
     return (ended_before == 0).float()
 
-def sequence_logprobs(model, prompts: torch.Tensor, completions: torch.Tensor) -> torch.Tensor:
-    """log pi(y|x): the sum of the completion's token log-probabilities up to and including its end token."""
-    seqs = torch.cat([prompts, completions], dim=1)
-    token_logp = completion_logprobs(model(seqs), seqs, prompts.shape[1])
-    return (token_logp * completion_mask(completions, END)).sum(dim=1)
+def sequence_logprobs(model, prompts: torch.Tensor, completions: torch.Tensor, average: bool = False) -> torch.Tensor:
+    """log pi(y|x): the sum of the completion's token log-probabilities up to and including its end token (average:
+    divided by the number of those tokens)."""
+    seqs, mask = torch.cat([prompts, completions], dim=1), completion_mask(completions, END)
+    total = (completion_logprobs(model(seqs), seqs, prompts.shape[1]) * mask).sum(dim=1)
+    return total / mask.sum(dim=1) if average else total
 
 def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta: float, loss_type: str = "sigmoid"):
     """Per-pair preference losses and the implicit rewards beta (log pi - log pi_ref) of chosen and rejected."""
@@ -232,6 +263,37 @@ def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta: flo
     else:
         raise ValueError(f"unknown loss_type {loss_type!r}; use sigmoid, ipo or hinge.")
     return losses, beta * chosen_logratio.detach(), beta * rejected_logratio.detach()
+
+@torch.no_grad()  # the paper treats z0 as a constant: no gradient flows through it
+def kto_reference_point(policy, ref_model, prompts: torch.Tensor, completions: torch.Tensor, average: bool = False):
+    """KTO's z0: max(0, mean log pi(y'|x) - log pi_ref(y'|x)) over the examples (x, y) of a batch, each prompt x paired
+    with the completion y' of the example before it (rolled by one): mismatched where neighbours come from other pairs."""
+    policy_logp, ref_logp = (sequence_logprobs(m, prompts, completions.roll(1, dims=0), average) for m in (policy, ref_model))
+    return (policy_logp - ref_logp).mean().clamp(min=0)
+
+def kto_loss(chosen_logratio, rejected_logratio, kl, beta: float, desirable_weight: float = 1.0,
+             undesirable_weight: float = 1.0):
+    """Per-example KTO losses, the desirable (chosen) examples' then the undesirable (rejected) ones', each from its own
+    log-ratio log pi - log pi_ref and z0 (kl) alone, never its pair's; and the implicit rewards beta times the log-ratios."""
+    desirable = desirable_weight * (1 - torch.sigmoid(beta * (chosen_logratio - kl)))
+    undesirable = undesirable_weight * (1 - torch.sigmoid(beta * (kl - rejected_logratio)))
+    return torch.cat([desirable, undesirable]), beta * chosen_logratio.detach(), beta * rejected_logratio.detach()
+
+def log_odds(logp: torch.Tensor) -> torch.Tensor:
+    """log(P / (1 - P)) from log P, stable at both ends: log(1 - P) is log(-expm1(log P)) for P > 1/2, log1p(-P) below,
+    each branch fed only inputs it serves (an infinite unused branch would still make torch.where's gradient NaN)."""
+    logp = logp.clamp(max=-torch.finfo(logp.dtype).tiny)  # a P that rounded to 1 counts as just below it: finite odds
+    log1m_p = torch.where(logp > -math.log(2), torch.log(-torch.expm1(logp.clamp(min=-math.log(2)))),
+                          torch.log1p(-torch.exp(logp.clamp(max=-math.log(2)))))
+    return logp - log1m_p
+
+def orpo_loss(chosen_avg_logp, rejected_avg_logp, orpo_lambda: float):
+    """Per-pair ORPO losses from length-averaged log-probabilities: the chosen's NLL plus lambda times the odds-ratio
+    term; the logged rewards lambda log P of chosen and rejected (ORPO has no reference); the log odds ratio."""
+    log_odds_ratio = log_odds(chosen_avg_logp) - log_odds(rejected_avg_logp)
+    losses = -chosen_avg_logp - orpo_lambda * F.logsigmoid(log_odds_ratio)
+    return (losses, orpo_lambda * chosen_avg_logp.detach(), orpo_lambda * rejected_avg_logp.detach(),
+            log_odds_ratio.detach())
 
 def preference_pairs(rewards: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """From (prompts, samples) rewards: the prompts with a best sample better than the worst (ties
@@ -272,7 +334,7 @@ def main(args: Args) -> dict:
         return run.finish(policy, evaluate(policy, args, eval_prompts, run, step=0))
 
     try:
-        # ---- supervised warm-up on noisy labels: this becomes the reference model
+        # ---- supervised warm-up on noisy labels: this becomes the reference model (orpo: only the starting point)
         optimizer = torch.optim.Adam(policy.parameters(), lr=args.warmup_learning_rate)
         for warmup_step in range(1, args.warmup_steps + 1):
             prompts = make_prompts(args.task, 128, gen)
@@ -282,30 +344,32 @@ def main(args: Args) -> dict:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        ref_model = copy.deepcopy(policy).eval().requires_grad_(False)
+        ref_model = copy.deepcopy(policy).eval().requires_grad_(False) if args.loss_type != "orpo" else None
+        average = args.average_logprobs or args.loss_type == "orpo"
         before = evaluate(policy, args, eval_prompts, run, step=0)
-        print(f"reference model: greedy accuracy {before['eval/greedy_accuracy']:.3f}, "
+        print(f"{'reference' if ref_model else 'warmed-up'} model: greedy accuracy {before['eval/greedy_accuracy']:.3f}, "
               f"sampled {before['eval/sampled_accuracy']:.3f}", flush=True)
 
-        # ---- preference pairs from the reference model's own samples; `sort` keeps the evaluation's prompts
-        # out (`sum` has only 28 prompts: there the answers, not the prompts, are what must generalize)
+        # ---- preference pairs from the reference model's own samples (orpo: the policy's, the same weights); `sort`
+        # keeps the evaluation's prompts out (`sum` has only 28 prompts: there the answers, not the prompts, must generalize)
         prompts = make_prompts(args.task, args.num_train_prompts, gen)
         if args.task == "sort":
             held_out = set(map(tuple, eval_prompts.tolist()))
             prompts = prompts[[tuple(p) not in held_out for p in prompts.tolist()]]
         prompts, k = prompts.to(device), args.samples_per_prompt
         repeated = prompts.repeat_interleave(k, dim=0)
-        samples = generate(ref_model, repeated, n_new, args.temperature).view(len(prompts), k, n_new)
+        samples = generate(ref_model or policy, repeated, n_new, args.temperature).view(len(prompts), k, n_new)
         rewards = task_reward(args.task, repeated, samples.flatten(0, 1)).view(-1, k)
         idx, c, r = preference_pairs(rewards)
         prompts, chosen, rejected = prompts[idx], samples[idx, c], samples[idx, r]
         if (num_pairs := len(prompts)) == 0:  # model.pt (--save-model) keeps the warm-up model
             raise UsageError("no preference pairs: every prompt's samples tie; raise --samples-per-prompt or --warmup-steps.")
-        ref_chosen, ref_rejected = (sequence_logprobs(ref_model, prompts, y) for y in (chosen, rejected))  # frozen: no graph
+        if ref_model is not None:  # frozen: no graph
+            ref_chosen, ref_rejected = (sequence_logprobs(ref_model, prompts, y, average) for y in (chosen, rejected))
         run.total = args.num_epochs * -(-num_pairs // args.batch_size)
         print(f"{num_pairs} preference pairs from {len(rewards)} prompts; {run.total} steps", flush=True)
 
-        # ---- DPO
+        # ---- DPO (or IPO, hinge, KTO, ORPO)
         optimizer = torch.optim.Adam(policy.parameters(), lr=args.learning_rate)
         accuracies, step, start_time = [before], 0, time.time()
         for epoch in range(1, args.num_epochs + 1):
@@ -313,14 +377,27 @@ def main(args: Args) -> dict:
             epoch_chosen = []
             for start in range(0, num_pairs, args.batch_size):
                 step += 1
-                mb = perm[start : start + args.batch_size]  # chosen and rejected below go through one forward pass
-                logps = sequence_logprobs(policy, prompts[mb].repeat(2, 1), torch.cat([chosen[mb], rejected[mb]]))
-                pi_chosen, pi_rejected = logps.chunk(2)
-                losses, reward_chosen, reward_rejected = dpo_loss(pi_chosen, pi_rejected, ref_chosen[mb],
-                                                                  ref_rejected[mb], args.beta, args.loss_type)
-                loss = losses.mean()
+                mb = perm[start : start + args.batch_size]  # chosen and rejected go through one forward pass
+                x, y = prompts[mb].repeat(2, 1), torch.cat([chosen[mb], rejected[mb]])
+                pi_chosen, pi_rejected = sequence_logprobs(policy, x, y, average).chunk(2)
+                extra = {}  # what only one loss logs
+                if args.loss_type == "kto":  # (a last minibatch of a single pair has no other prompt: its z0 is matched)
+                    z0 = kto_reference_point(policy, ref_model, x, y, average)
+                    losses, reward_chosen, reward_rejected = kto_loss(
+                        pi_chosen - ref_chosen[mb], pi_rejected - ref_rejected[mb], z0, args.beta, args.desirable_weight,
+                        args.undesirable_weight)
+                    extra = {"rewards/kl": z0}
+                elif args.loss_type == "orpo":  # no reference
+                    losses, reward_chosen, reward_rejected, log_odds_ratio = orpo_loss(
+                        pi_chosen, pi_rejected, args.orpo_lambda)
+                    extra = {"rewards/log_odds_ratio": log_odds_ratio.mean()}
+                else:
+                    losses, reward_chosen, reward_rejected = dpo_loss(pi_chosen, pi_rejected, ref_chosen[mb],
+                                                                      ref_rejected[mb], args.beta, args.loss_type)
+                loss = losses.mean()  # kto: the mean over all 2 x batch examples
                 if args.sft_weight > 0:  # RPO: per-token NLL of the chosen completion
-                    loss = loss - args.sft_weight * (pi_chosen / completion_mask(chosen[mb], END).sum(1)).mean()
+                    avg_chosen = pi_chosen if average else pi_chosen / completion_mask(chosen[mb], END).sum(1)
+                    loss = loss - args.sft_weight * avg_chosen.mean()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 grad_norm = nn.utils.clip_grad_norm_(policy.parameters(), args.max_grad_norm)
@@ -332,7 +409,7 @@ def main(args: Args) -> dict:
                     "rewards/rejected": reward_rejected.mean(), "rewards/margins": (reward_chosen - reward_rejected).mean(),
                     "rewards/accuracies": (reward_chosen > reward_rejected).float().mean(), "logps/chosen": epoch_chosen[-1],
                     "logps/rejected": pi_rejected.mean().detach(), "charts/learning_rate": optimizer.param_groups[0]["lr"],
-                    "charts/epoch": epoch, "charts/SPS": step / (time.time() - start_time)})
+                    "charts/epoch": epoch, "charts/SPS": step / (time.time() - start_time), **extra})
             # the true accuracies, which the implicit rewards may hide
             accuracies.append(evaluate(policy, args, eval_prompts, run, step))
             print(f"epoch {epoch}/{args.num_epochs}: greedy accuracy {accuracies[-1]['eval/greedy_accuracy']:.3f}, "

@@ -1,26 +1,50 @@
 """GRPO on a toy language task: a tiny causal transformer learns, from a 0/1 verifiable reward alone,
 to write three digits that sum to a target.
 
-Group Relative Policy Optimization (Shao et al. 2024, "DeepSeekMath", arXiv:2402.03300) is PPO without a
-critic. For each prompt q it samples a group of G completions o_1..o_G from the sampling policy pi_old, scores
-them with a reward r_i, and gives every token of o_i the same group-normalized advantage A_i. With
-rho_it = pi_theta(o_it | q, o_i,<t) / pi_old(o_it | q, o_i,<t), each line is the function on its right:
+Group Relative Policy Optimization (Shao et al. 2024, "DeepSeekMath", arXiv:2402.03300) is PPO without a critic. For each
+prompt q it samples a group of G completions o_1..o_G from the sampling policy pi_old, scores them with a reward r_i, and
+gives every token of o_i the same group-normalized advantage A_i. Each line is the function on its right:
 
     log pi(o_it | q, o_i,<t) = log_softmax(logits / temperature)[o_it]             completion_logprobs
     m_it  = 1 up to and including the first end token of o_i, 0 after it           completion_mask
     A_i   = (r_i - mean(r_1..r_G)) / (std(r_1..r_G) + eps)                         group_advantages
+    rho_it = pi_theta(o_it | q, o_i,<t) / pi_old(o_it | q, o_i,<t)                 importance_ratio
     s_it  = -min(rho_it A_i, clip(rho_it, 1 - epsilon, 1 + epsilon_high) A_i)      clipped_surrogate
     k3_it = pi_ref / pi_theta - log(pi_ref / pi_theta) - 1                         k3_kl
     L     = the --loss-type average over tokens of m_it (s_it + beta * k3_it)      grpo_loss
+    --scale-rewards batch: std of all rewards of the step; none: no division       group_advantages
+    GSPO: rho_it = exp(mean of log(pi_theta / pi_old) over o_i's tokens), all t    importance_ratio
+    --use-bias-correction-kl: beta * rho_it * k3_it in L instead of beta * k3_it   grpo_loss
 
---no-scale-rewards drops the division by the std; k3 is Schulman's estimator, E_pi_theta[k3_it] = KL(pi_theta || pi_ref).
+Lite PPO (Liu et al. 2025, arXiv:2508.08221) scales by the batch's std. GSPO (Zheng et al. 2025, arXiv:2507.18071) uses
+far smaller clip ranges (3e-4 / 4e-4) than the token level's defaults here; at mu = 1 its ratio is 1 too. k3 (Schulman)
+has E_pi_theta[k3_it] = KL(pi_theta || pi_ref), but on-policy its expected gradient is KL(pi_ref || pi_theta)'s; times the
+differentiable ratio (1 in value), KL(pi_theta || pi_ref)'s (DeepSeek-V3.2, arXiv:2512.02556: --use-bias-correction-kl).
 --loss-type sets how tokens are averaged: `grpo` over each completion's tokens then over completions (the paper);
 `bnpo` / `dapo` over all completion tokens of the batch (DAPO, Yu et al. 2025, arXiv:2503.14476; identical here because
 there is one process); `dr_grpo` a sum divided by completions x max completion length (Dr. GRPO, Liu et al. 2025,
-arXiv:2503.20783, who also drop the std scaling: add --no-scale-rewards). Tokens after a completion's first end token
+arXiv:2503.20783, who also drop the std scaling: add --scale-rewards none). Tokens after a completion's first end token
 never reach the loss. Each sampled batch is used for --num-iterations (mu) gradient steps. At mu = 1 the policy being
 updated is the one that sampled, so rho = 1, clipping never acts, and the gradient is the plain policy gradient
 A_i grad log pi_theta; clipping (and losses/clip_ratio) matters only for mu > 1.
+
+--advantage critic is PPO with a value model as in InstructGPT's RLHF (Ouyang et al. 2022, arXiv:2203.02155; Ziegler et
+al. 2019, arXiv:1909.08593): per-token rewards, GAE (Schulman et al. 2015, arXiv:1506.02438) with V = 0 after the end:
+
+    r_t  = -beta m_t (log pi_old - log pi_ref)(o_t), + r_i at o_i's last unmasked token      kl_shaped_rewards
+    A_t  = delta_t + gamma lambda A_t+1, delta_t = r_t + gamma V_t+1 - V_t; R_t = A_t + V_t  completion_gae
+    A_t <- (A_t - mean) / std over the batch's completion tokens                             masked_whiten
+    L_V  = 0.5 max((V - R)^2, (V_old + clip(V - V_old, -c, c) - R)^2), token mean            clipped_value_loss
+    EV   = 1 - Var[R - V_old] / Var[R] over completion tokens (logged)                       explained_variance
+    L    = grpo_loss with A_t and beta = 0 (the KL is in r_t) + vf_coef * L_V                main
+
+The critic, a copy of the warmed-up model with a fresh scalar head (InstructGPT initializes its value model from a trained
+model), reads V_t where o_t is predicted. Separate, its loss cannot move the policy's weights: the policy update is the
+same function in both paths. One Adam optimizer over both models; their gradients are clipped together.
+
+Defaults: DeepSeekMath's (--loss-type grpo, --beta 0.04, --scale-rewards group, token-level ratios, no KL bias correction).
+TRL 1.16's GRPOConfig has loss_type dapo, beta 0, scale_rewards group, importance_sampling_level token,
+use_bias_correction_kl True: --loss-type dapo --beta 0 --use-bias-correction-kl (the last acts only when beta > 0).
 
 Differences from the paper: the "language model" is a 2-layer transformer over a 13-token vocabulary that the script
 warms up itself (supervised, on random answers, so it knows the format but is right only by chance, reward ~0.04); the
@@ -31,8 +55,10 @@ the digits sum to the target (--shaped-reward: 1 - |sum - target| / 27 for a wel
 `sort`: prompt "^abcd=", completion the four digits in ascending order and "$".
 
 Run: python grpo_toy.py                                          (a minute on 2 CPU cores; a saved model: --load-model PATH)
-     python grpo_toy.py --loss-type dr_grpo --no-scale-rewards     (Dr. GRPO)
+     python grpo_toy.py --loss-type dr_grpo --scale-rewards none   (Dr. GRPO)
      python grpo_toy.py --num-iterations 2 --epsilon-high 0.28     (mu = 2: clipping acts; DAPO's clip-higher)
+     python grpo_toy.py --importance-sampling-level sequence --num-iterations 2   (GSPO, mu = 2)
+     python grpo_toy.py --advantage critic                         (PPO with a value model, InstructGPT-style)
 """
 
 # ---------------------------------------------------------------- imports
@@ -80,14 +106,21 @@ class Args:
     num_prompts: int = 8  # prompts per step; each gets num_generations completions
     num_generations: int = 16  # group size G: completions sampled per prompt
     temperature: float = 1.0  # sampling temperature (the log-probabilities are those of the tempered distribution)
-    learning_rate: float = 1e-3  # Adam learning rate of the policy
+    learning_rate: float = 1e-3  # Adam learning rate of the policy (and the critic)
     anneal_lr: bool = False  # linearly anneal the learning rate to zero
     beta: float = 0.04  # coefficient of the k3 KL penalty to the reference model (0 disables the reference)
     epsilon: float = 0.2  # lower clipping range: the ratio is clipped below at 1 - epsilon
     epsilon_high: float | None = None  # upper clipping range (DAPO's clip-higher); None means epsilon
     num_iterations: int = 1  # mu: gradient steps on each sampled batch (clipping acts only when > 1)
     loss_type: Literal["grpo", "bnpo", "dapo", "dr_grpo"] = "grpo"  # token aggregation of the loss (see the docstring)
-    scale_rewards: bool = True  # divide the group-centred rewards by the group's standard deviation
+    scale_rewards: Literal["group", "batch", "none"] = "group"  # divide the centred rewards by the std of the group, batch or not
+    importance_sampling_level: Literal["token", "sequence"] = "token"  # a ratio per token, or one per completion (GSPO)
+    use_bias_correction_kl: bool = False  # multiply k3 by the ratio: its gradient becomes KL(pi || ref)'s (DeepSeek-V3.2)
+    advantage: Literal["group", "critic"] = "group"  # group-normalized rewards (GRPO), or GAE with a value model (PPO)
+    gamma: float = 1.0  # critic: discount per completion token (1.0, the usual RLHF-PPO value since Ziegler et al. 2019)
+    gae_lambda: float = 0.95  # critic: GAE lambda (0.95, the usual RLHF-PPO value)
+    vf_coef: float = 0.1  # critic: coefficient of the value loss (0.1, the usual RLHF-PPO value)
+    cliprange_value: float = 0.2  # critic: how far a value may move from the old value (0.2, the usual RLHF-PPO value)
     max_grad_norm: float = 1.0  # the maximum norm for gradient clipping
     eval_frequency: int = 50  # evaluate greedy and sampled accuracy every this many steps
     eval_prompts: int = 128  # held-out prompts for evaluation (`sum` always uses its 28 targets)
@@ -116,6 +149,9 @@ def check_args(args: Args) -> dict | None:
          f"finite and > 0 (got {args.max_grad_norm}, {args.learning_rate}, {args.warmup_learning_rate}, {args.temperature})."),
         (not (0 <= args.beta < math.inf and 0 <= args.epsilon < math.inf and 0 <= (args.epsilon_high or 0) < math.inf),
          f"--beta, --epsilon, --epsilon-high must be finite and >= 0 (got {args.beta}, {args.epsilon}, {args.epsilon_high})."),
+        (not (0 <= args.gamma <= 1 and 0 <= args.gae_lambda <= 1 and 0 <= args.vf_coef < math.inf and 0 <=
+              args.cliprange_value < math.inf), "--gamma and --gae-lambda must be in [0, 1], --vf-coef and --cliprange-value "
+         f"finite and >= 0 (got {args.gamma}, {args.gae_lambda}, {args.vf_coef}, {args.cliprange_value})."),
         (not 0 <= args.seed < 2**32 or min(args.warmup_steps, args.torch_threads) < 0, f"--seed must be in [0, 2**32), "
          f"--warmup-steps and --torch-threads 0 or more (got {args.seed}, {args.warmup_steps}, {args.torch_threads})."),
     ]:
@@ -209,31 +245,39 @@ def completion_mask(completions: torch.Tensor, end_id: int) -> torch.Tensor:
     ended_before = is_end.cumsum(dim=1) - is_end
     return (ended_before == 0).float()
 
-def group_advantages(rewards: torch.Tensor, num_generations: int, scale: bool = True, eps: float = 1e-4):
-    """(r - group mean) / (group std + eps) for consecutive groups of num_generations; 0 when all equal."""
+def group_advantages(rewards: torch.Tensor, num_generations: int, scale: str = "group", eps: float = 1e-4):
+    """r - its group's mean, divided by (std + eps) with the std of the group, of the batch, or not at all (none)."""
     r = rewards.view(-1, num_generations)
     adv = r - r.mean(dim=1, keepdim=True)
-    if scale:
-        adv = adv / (r.std(dim=1, keepdim=True) + eps)
+    if scale != "none":
+        adv = adv / ((r.std(dim=1, keepdim=True) if scale == "group" else rewards.std()) + eps)
     return adv.reshape(-1)
+
+def importance_ratio(logp, old_logp, mask, level: str = "token") -> torch.Tensor:
+    """pi_theta / pi_old per token, or (sequence, GSPO) exp of each completion's mean log-ratio, for each of its tokens."""
+    log_ratio = logp - old_logp
+    if level == "sequence":
+        log_ratio = ((log_ratio * mask).sum(1, keepdim=True) / mask.sum(1, keepdim=True).clamp(min=1)).expand_as(logp)
+    return torch.exp(log_ratio)
 
 def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     """Per-token k3 estimate of KL(pi || pi_ref) from samples of pi: exp(d) - d - 1 with d = ref - logp."""
     d = ref_logp - logp
     return torch.exp(d) - d - 1
 
-def clipped_surrogate(logp, old_logp, advantages, epsilon: float, epsilon_high: float | None = None):
+def clipped_surrogate(ratio, advantages, epsilon: float, epsilon_high: float | None = None):
     """Per-token -min(rho A, clip(rho, 1 - eps, 1 + eps_high) A) and whether the clipped branch was taken."""
     eps_high = epsilon if epsilon_high is None else epsilon_high
-    ratio = torch.exp(logp - old_logp)
     unclipped = ratio * advantages
     clipped = torch.clamp(ratio, 1 - epsilon, 1 + eps_high) * advantages
     return -torch.min(unclipped, clipped), (clipped < unclipped).float()
 
-def grpo_loss(logp, old_logp, ref_logp, advantages, mask, beta, epsilon, epsilon_high=None, loss_type="grpo"):
-    """GRPO loss on (num completions, max completion length) token tensors; returns (loss, stats)."""
-    per_token, was_clipped = clipped_surrogate(logp, old_logp, advantages[:, None], epsilon, epsilon_high)
-    kl = k3_kl(logp, ref_logp) if beta != 0 else torch.zeros_like(logp)
+def grpo_loss(logp, old_logp, ref_logp, advantages, mask, beta, epsilon, epsilon_high=None, loss_type="grpo",
+              level="token", bias_correction_kl=False):
+    """Loss on (completions, max length) token tensors, advantages per completion (B,) or per token (B, T); (loss, stats)."""
+    ratio = importance_ratio(logp, old_logp, mask, level)
+    per_token, was_clipped = clipped_surrogate(ratio, advantages.view(len(logp), -1), epsilon, epsilon_high)  # (B, 1|T)
+    kl = k3_kl(logp, ref_logp) * (ratio if bias_correction_kl else 1) if beta != 0 else torch.zeros_like(logp)
     per_token = per_token + beta * kl
     if loss_type == "grpo":
         loss = ((per_token * mask).sum(1) / mask.sum(1).clamp(min=1)).mean()
@@ -245,6 +289,35 @@ def grpo_loss(logp, old_logp, ref_logp, advantages, mask, beta, epsilon, epsilon
         raise ValueError(f"unknown loss_type {loss_type!r}; use grpo, bnpo, dapo or dr_grpo.")
     tokens = mask.sum().clamp(min=1)  # the logged statistics are means over all completion tokens
     return loss, {"kl": (kl * mask).sum().detach() / tokens, "clip_ratio": (was_clipped * mask).sum() / tokens}
+
+def kl_shaped_rewards(old_logp, ref_logp, scores, mask, beta: float) -> torch.Tensor:
+    """Per-token rewards: -beta (old - ref log-prob) on completion tokens, plus the score at each one's last token."""
+    last = mask.sum(dim=1, keepdim=True).long() - 1  # the end token, or the last position when there is none
+    return (-beta * (old_logp - ref_logp) * mask).scatter_add(1, last, scores[:, None].to(old_logp.dtype))
+
+def completion_gae(rewards, values, mask, gamma: float, lam: float):
+    """GAE over completion tokens: (advantages, returns = advantages + values), both 0 after the last unmasked token."""
+    rewards, values = rewards * mask, values * mask  # the value after the last token is 0: the episode ends there
+    deltas = rewards + gamma * F.pad(values[:, 1:], (0, 1)) - values
+    advantages, last = torch.zeros_like(rewards), torch.zeros_like(rewards[:, 0])
+    for t in reversed(range(rewards.shape[1])):
+        advantages[:, t] = last = deltas[:, t] + gamma * lam * last
+    return advantages, advantages + values
+
+def masked_whiten(x, mask, eps: float = 1e-8) -> torch.Tensor:
+    """(x - mean) / std over the tokens where mask is 1 (std with Bessel's correction); 0 elsewhere."""
+    mean = (x * mask).sum() / mask.sum()
+    var = ((x - mean) ** 2 * mask).sum() / (mask.sum() - 1)
+    return (x - mean) * torch.rsqrt(var + eps) * mask
+
+def clipped_value_loss(values, old_values, returns, mask, clip: float) -> torch.Tensor:
+    """0.5 max((V - R)^2, (V_old + clip(V - V_old, -c, c) - R)^2), averaged over completion tokens."""
+    clipped = old_values + torch.clamp(values - old_values, -clip, clip)
+    return (0.5 * torch.max((values - returns) ** 2, (clipped - returns) ** 2) * mask).sum() / mask.sum()
+
+def explained_variance(values, returns, mask) -> torch.Tensor:
+    """1 - Var[R - V] / Var[R] over completion tokens: 1 for exact values, 0 for the mean of R, below 0 worse."""
+    return 1 - (returns - values)[mask.bool()].var() / returns[mask.bool()].var()
 
 # ---------------------------------------------------------------- generation
 @torch.no_grad()
@@ -289,12 +362,16 @@ def main(args: Args) -> dict:
             loss.backward()
             optimizer.step()
         ref_model = copy.deepcopy(policy).eval().requires_grad_(False) if args.beta != 0 else None
+        critic = copy.deepcopy(policy) if args.advantage == "critic" else None  # the value model (see the docstring)
+        if critic is not None:
+            critic.head = nn.Linear(args.d_model, 1).to(device)
         before = evaluate(policy, args, eval_prompts, run, step=0)
         print(f"after warm-up: greedy accuracy {before['eval/greedy_accuracy']:.3f}, "
               f"sampled {before['eval/sampled_accuracy']:.3f}", flush=True)
 
         # ---- GRPO
-        optimizer = torch.optim.Adam(policy.parameters(), lr=args.learning_rate)
+        params = [*policy.parameters(), *(critic.parameters() if critic is not None else [])]
+        optimizer = torch.optim.Adam(params, lr=args.learning_rate)
         after, start_time = before, time.time()
         for step in range(1, args.total_steps + 1):
             if args.anneal_lr:
@@ -302,19 +379,30 @@ def main(args: Args) -> dict:
             prompts = make_prompts(args.task, args.num_prompts, gen).repeat_interleave(args.num_generations, dim=0).to(device)
             completions, old_logp = generate(policy, prompts, n_new, args.temperature)
             rewards = task_reward(args.task, prompts, completions, args.shaped_reward)
-            advantages = group_advantages(rewards, args.num_generations, args.scale_rewards)
             mask = completion_mask(completions, END)
             seqs = torch.cat([prompts, completions], dim=1)
             with torch.no_grad():  # without a reference (beta = 0) the KL term is skipped, old_logp is a stand-in
                 ref_logp = (completion_logprobs(ref_model(seqs), seqs, prompt_len, args.temperature)
                             if ref_model is not None else old_logp)
+                if critic is None:
+                    advantages = group_advantages(rewards, args.num_generations, args.scale_rewards)
+                else:  # V_t is read where o_t is predicted, as its log-probability is
+                    old_values = critic(seqs)[:, prompt_len - 1 : -1, 0]
+                    token_rewards = kl_shaped_rewards(old_logp, ref_logp, rewards, mask, args.beta)
+                    advantages, returns = completion_gae(token_rewards, old_values, mask, args.gamma, args.gae_lambda)
+                    advantages = masked_whiten(advantages, mask)
             for _ in range(args.num_iterations):
                 logp = completion_logprobs(policy(seqs), seqs, prompt_len, args.temperature)
-                loss, stats = grpo_loss(logp, old_logp, ref_logp, advantages, mask, args.beta,
-                                        args.epsilon, args.epsilon_high, args.loss_type)
+                loss, stats = grpo_loss(logp, old_logp, ref_logp, advantages, mask, args.beta if critic is None else 0.0,
+                                        args.epsilon, args.epsilon_high, args.loss_type, args.importance_sampling_level,
+                                        args.use_bias_correction_kl)
+                if critic is not None:
+                    value_loss = clipped_value_loss(critic(seqs)[:, prompt_len - 1 : -1, 0], old_values, returns, mask,
+                                                    args.cliprange_value)
+                    loss = loss + args.vf_coef * value_loss
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                grad_norm = nn.utils.clip_grad_norm_(policy.parameters(), args.max_grad_norm)
+                grad_norm = nn.utils.clip_grad_norm_(params, args.max_grad_norm)
                 check_finite(step, loss=loss.item(), gradient_norm=grad_norm.item())  # before the step: model.pt stays finite
                 optimizer.step()
 
@@ -327,7 +415,10 @@ def main(args: Args) -> dict:
                 "charts/frac_reward_zero_std": (group_std == 0).float().mean(),
                 "charts/completion_length": mask.sum(1).mean(), "charts/learning_rate": optimizer.param_groups[0]["lr"],
                 "charts/SPS": step / (time.time() - start_time), "losses/loss": loss.detach(), "losses/kl": stats["kl"],
-                "losses/clip_ratio": stats["clip_ratio"], "losses/grad_norm": grad_norm})
+                "losses/clip_ratio": stats["clip_ratio"], "losses/grad_norm": grad_norm, **({} if critic is None else {
+                    "losses/kl": (k3_kl(old_logp, ref_logp) * mask).sum() / mask.sum(),  # the KL lives in the rewards
+                    "losses/value_loss": value_loss.detach(),
+                    "losses/explained_variance": explained_variance(old_values, returns, mask)})})
     finally:  # also when stopped by SIGINT / SIGTERM (in the warm-up too) or a non-finite number: the model is saved
         if args.save_model:
             save_checkpoint(os.path.join(run.dir, "model.pt"), policy, args)

@@ -131,6 +131,15 @@ SPECIFIC = [
     ("dpo_toy.py", "--warmup-correct-frac 1.5", "--warmup-correct-frac"),
     ("dpo_toy.py", "--num-epochs 0", "--num-epochs"),
     ("dpo_toy.py", "--sft-weight -1", "--sft-weight"),
+    ("grpo_toy.py", "--advantage critic --gamma 1.5", "--gamma"),
+    ("grpo_toy.py", "--gae-lambda nan", "--gae-lambda"),
+    ("grpo_toy.py", "--vf-coef inf", "--vf-coef"),
+    ("grpo_toy.py", "--cliprange-value -0.2", "--cliprange-value"),
+    ("dpo_toy.py", "--loss-type kto --desirable-weight 0", "--desirable-weight"),
+    ("dpo_toy.py", "--undesirable-weight nan", "--undesirable-weight"),
+    ("dpo_toy.py", "--loss-type orpo --orpo-lambda inf", "--orpo-lambda"),
+    ("dpo_toy.py", "--loss-type orpo --sft-weight 1", "--sft-weight"),
+    ("dpo_toy.py", "--loss-type kto --batch-size 1", "--batch-size"),
 ]
 LEARNING_RATE = {"sac.py": "--q-lr"}  # the others' is --learning-rate
 CASES = [(s, flags.replace("{lr}", LEARNING_RATE.get(s, "--learning-rate")),

@@ -91,6 +91,26 @@ def table_row(job: Job, summaries: list[dict]) -> str:
             f"{mean_std([s['eval'] for s in summaries])} | {threshold} | {cross} | {secs} | {sps_text} |")
 
 
+def start_end(metrics: dict, name: str) -> tuple[float, float]:
+    """A metric's first value and its value at the end: the last one for evaluations (eval/*), the mean of the last
+    ten for training metrics (one batch each)."""
+    values = [v for _, _, v in metrics.get(name, [])]
+    if not values:
+        return float("nan"), float("nan")
+    return values[0], values[-1] if name.startswith("eval/") else statistics.fmean(values[-10:])
+
+
+def columns_table(jobs: list[Job], finished: dict) -> list[str]:
+    """For jobs with `columns`: each column's start -> end, mean ± std over seeds."""
+    lines = ["", "| script | task · variant | seeds | " + " | ".join(f"{c} start → end" for c in jobs[0].columns) + " |",
+             "|---|---|---|" + "---|" * len(jobs[0].columns)]
+    for job in jobs:
+        pairs = [[start_end(m, c) for m in finished[job]] for c in job.columns]
+        cells = [f"{mean_std([p[0] for p in ps])} → {mean_std([p[1] for p in ps])}" for ps in pairs]
+        lines.append(f"| `{job.script}` | {label(job)} | {len(finished[job])} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def mean_curve(runs: list[dict], metric: str, window: int, x_index: int):
     """(grid, values per seed on the grid) of a metric against steps (x_index 0) or seconds (1), each seed's
     curve lightly smoothed (a rolling mean over a tenth of the window) and cut to the shortest seed's range."""
@@ -155,6 +175,8 @@ def report(suite: str, out_dir: Path = RESULTS) -> Path:
         lines.append(table_row(job, [summarize(m, job.metric, job.threshold, job.window) for m in runs]))
         if not job.groups:  # ablation settings are drawn together, one figure per group
             plot_job(job, runs, out_dir / f"{suite}_{job_name(job)}_{job.label.replace('/', '_')}.png")
+    for columns in dict.fromkeys(job.columns for job in SUITES[suite] if job.columns and finished[job]):
+        lines += columns_table([job for job in SUITES[suite] if job.columns == columns and finished[job]], finished)
     groups = dict.fromkeys(g for job in SUITES[suite] for g in job.groups)
     if groups:
         lines += ["", "Figures (mean over seeds, min-max band):", ""]

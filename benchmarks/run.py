@@ -5,6 +5,7 @@
     python benchmarks/run.py mujoco                  # ppo_continuous at 1M steps, sac / td3 at 200k, on MuJoCo (hours)
     python benchmarks/run.py atari                   # a2c_atari on Pong and Breakout at 10M frames, 1 seed
     python benchmarks/run.py toys                    # grpo_toy, dpo_toy, 3 seeds
+    python benchmarks/run.py lm_variants             # grpo_toy / dpo_toy variants (critic, GSPO, KTO, ORPO...), 3 seeds
     python benchmarks/run.py ablations --jobs 2      # a2c / ppo hyperparameter ablations on CartPole, 3 seeds
     python benchmarks/run.py a2c_pendulum --jobs 2   # a2c.py --norm-reward on Pendulum-v1, 1M steps, 5 seeds
     python benchmarks/run.py quick --list            # print the commands without running them
@@ -40,6 +41,7 @@ class Job:
     variant: str = ""                       # names one setting of an ablation (part of the run's name)
     groups: tuple = ()                      # the ablation plots this job appears in (see ABLATIONS)
     procs: int = 1                          # processes (torchrun --nproc_per_node) for a2c_atari.py
+    columns: tuple = ()                     # metrics the report also shows at the run's start and end
 
 
 def rl(script, env_id, steps, threshold=None, seeds=(1, 2, 3), window=100, *extra):
@@ -64,9 +66,18 @@ ABLATIONS = {
     "ppo_clip_vloss": "ppo.py on CartPole-v1: value-loss clipping (default on)",
     "ppo_bootstrap_truncation": "ppo.py on CartPole-v1: bootstrapping time-limit truncations (default on)",
     "a2c_vs_ppo": "a2c.py vs ppo.py on CartPole-v1, defaults: sample efficiency",
+    "grpo_variants": "grpo_toy.py on sum: group baseline vs critic, token vs sequence ratio (GSPO), TRL's defaults",
+    "dpo_variants": "dpo_toy.py on sort: sigmoid (DPO), IPO summed / averaged, KTO, ORPO",
 }
 
 FIVE = (1, 2, 3, 4, 5)
+GRPO_VARIANTS = [("grpo", ()), ("critic", ("--advantage", "critic")), ("grpo-mu2", ("--num-iterations", "2")),
+                 ("gspo-mu2", ("--importance-sampling-level", "sequence", "--num-iterations", "2")),
+                 ("trl-defaults", ("--loss-type", "dapo", "--beta", "0"))]
+DPO_VARIANTS = [("sigmoid", ()), ("ipo", ("--loss-type", "ipo")), ("ipo-averaged", ("--loss-type", "ipo", "--average-logprobs")),
+                ("kto", ("--loss-type", "kto")), ("orpo", ("--loss-type", "orpo"))]
+GRPO_COLUMNS = ("eval/greedy_accuracy", "eval/sampled_accuracy", "charts/reward")
+DPO_COLUMNS = ("eval/greedy_accuracy", "eval/sampled_accuracy", "rewards/accuracies", "rewards/margins", "logps/chosen")
 SUITES = {
     # about 30 minutes on a 2-core machine, all of it
     "quick": [
@@ -109,6 +120,11 @@ SUITES = {
     ],
     "toys": [Job("grpo_toy.py", "sum", (), metric="eval/greedy_accuracy", threshold=0.9, window=1),
              Job("dpo_toy.py", "sort", (), metric="eval/sampled_accuracy", window=1)],
+    # the language-model variants on the toys' default tasks, the same number of sampled completions per step
+    "lm_variants": [*(Job("grpo_toy.py", "sum", a, metric="eval/greedy_accuracy", threshold=0.9, window=1, variant=v,
+                          groups=("grpo_variants",), columns=GRPO_COLUMNS) for v, a in GRPO_VARIANTS),
+                    *(Job("dpo_toy.py", "sort", a, metric="eval/sampled_accuracy", window=1, variant=v,
+                          groups=("dpo_variants",), columns=DPO_COLUMNS) for v, a in DPO_VARIANTS)],
 }
 
 

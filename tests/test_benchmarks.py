@@ -34,6 +34,21 @@ def test_summary_by_hand(tmp_path):
     assert report.summarize(report.read_metrics(tmp_path / "r"), threshold=100.0, window=3)["cross_step"] is None
 
 
+def test_columns_show_start_and_end_over_seeds(tmp_path):
+    """An evaluation's end is its last value; a training metric's end the mean of its last ten values."""
+    runs = []
+    for seed, (first, last) in enumerate([(0.1, 0.9), (0.3, 0.7)]):
+        train = [(s, float(s), "train/y", float(s + 10 * seed)) for s in range(1, 13)]  # seed 0: 1..12, seed 1: 11..22
+        write_metrics(tmp_path / str(seed), [(0, 0.0, "eval/x", first), (6, 1.0, "eval/x", 0.5), (12, 2.0, "eval/x", last),
+                                             *train])
+        runs.append(report.read_metrics(tmp_path / str(seed)))
+    assert report.start_end(runs[0], "train/y") == (1.0, 7.5) and report.start_end(runs[0], "eval/x") == (0.1, 0.9)
+    job = runner.Job("grpo_toy.py", "sum", variant="v", columns=("eval/x", "train/y"))
+    lines = report.columns_table([job], {job: runs})
+    assert lines[1] == "| script | task · variant | seeds | eval/x start → end | train/y start → end |"
+    assert lines[3] == "| `grpo_toy.py` | sum · v | 2 | 0.200 ± 0.100 → 0.800 ± 0.100 | 6.0 ± 5.0 → 12.5 ± 5.0 |"
+
+
 def test_suite_runs_skips_finished_seeds_and_reports(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "RUNS", tmp_path / "runs")
     monkeypatch.setattr(report, "RUNS", tmp_path / "runs")

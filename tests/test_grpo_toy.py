@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import grpo_toy as g
-from helpers import DEVICES, assert_finite_scalars, read_args, read_metrics
+from helpers import DEVICES, assert_finite_scalars, gae_reference, read_args, read_metrics
 
 TRAIN_SCALARS = ["charts/reward", "charts/reward_std", "charts/frac_reward_zero_std", "charts/completion_length",
                  "charts/learning_rate", "charts/SPS", "losses/loss", "losses/kl", "losses/clip_ratio",
@@ -33,8 +33,16 @@ def test_group_advantages_match_reference_and_sum_to_zero():
         expected = (group - group.mean()) / (np.std(group, ddof=1) + 1e-4)
         np.testing.assert_allclose(a, expected, rtol=1e-5, atol=1e-6)
         assert abs(a.sum()) < 1e-5
-    centred = g.group_advantages(rewards, num_generations=4, scale=False).view(3, 4)
-    torch.testing.assert_close(centred, rewards.view(3, 4) - rewards.view(3, 4).mean(1, keepdim=True))
+
+
+@pytest.mark.parametrize("scale", ["group", "batch", "none"])
+def test_scale_rewards_divides_by_the_std_of_the_group_the_batch_or_nothing(scale):
+    rewards = torch.rand(24, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    r = rewards.numpy().reshape(6, 4)
+    centred = r - r.mean(axis=1, keepdims=True)  # always the group's mean
+    std = {"group": np.std(r, axis=1, ddof=1, keepdims=True), "batch": np.std(r, ddof=1), "none": None}[scale]
+    expected = centred if std is None else centred / (std + 1e-4)
+    np.testing.assert_allclose(g.group_advantages(rewards, 4, scale).numpy(), expected.reshape(-1), rtol=1e-12)
 
 
 def test_group_advantages_are_zero_not_nan_when_a_group_ties():
@@ -48,7 +56,8 @@ def test_group_advantages_are_zero_not_nan_when_a_group_ties():
 # ---------------------------------------------------------------- clipped surrogate
 def surrogate_grad(ratio: float, advantage: float, epsilon=0.2, epsilon_high=None) -> float:
     logp = torch.tensor([math.log(ratio)], requires_grad=True)
-    loss, _ = g.clipped_surrogate(logp, torch.zeros(1), torch.tensor([advantage]), epsilon, epsilon_high)
+    rho = g.importance_ratio(logp, torch.zeros(1), torch.ones(1))
+    loss, _ = g.clipped_surrogate(rho, torch.tensor([advantage]), epsilon, epsilon_high)
     loss.sum().backward()
     return logp.grad.item()
 
@@ -97,6 +106,25 @@ def test_k3_expectation_is_the_exact_kl_on_a_categorical():
         assert (g.k3_kl(logp, ref) >= 0).all()
 
 
+def test_kl_bias_correction_makes_the_k3_gradient_that_of_the_reverse_kl():
+    """Exact expectation over the sampled token x ~ pi_theta of the gradient of the loss's KL term, on-policy
+    (old = current, detached): with the ratio it is grad KL(pi || ref), without it grad KL(ref || pi)."""
+    torch.manual_seed(5)
+    ref = torch.log_softmax(torch.randn(7, dtype=torch.float64), 0)
+    theta = torch.randn(7, dtype=torch.float64, requires_grad=True)
+    logp = torch.log_softmax(theta, 0)
+    exact = {"pi||ref": (logp.exp() * (logp - ref)).sum(), "ref||pi": (ref.exp() * (ref - logp)).sum()}
+    exact = {k: torch.autograd.grad(v, theta, retain_graph=True)[0] for k, v in exact.items()}
+    one, zero = torch.ones(1, 1, dtype=torch.float64), torch.zeros(1, dtype=torch.float64)
+    for corrected, target in [(True, "pi||ref"), (False, "ref||pi")]:
+        expectation = sum(p * g.grpo_loss(logp[x].view(1, 1), logp[x].detach().view(1, 1), ref[x].view(1, 1), zero, one,
+                                          beta=1.0, epsilon=0.2, bias_correction_kl=corrected)[0]
+                          for x, p in enumerate(logp.exp().detach()))
+        grad = torch.autograd.grad(expectation, theta, retain_graph=True)[0]
+        torch.testing.assert_close(grad, exact[target], rtol=1e-10, atol=1e-12)
+    assert not torch.allclose(exact["pi||ref"], exact["ref||pi"], atol=1e-3)  # the two really differ here
+
+
 # ---------------------------------------------------------------- masks, aggregation, log-probs
 def test_completion_mask_keeps_tokens_up_to_the_first_end():
     E = g.END
@@ -105,34 +133,142 @@ def test_completion_mask_keeps_tokens_up_to_the_first_end():
     assert g.completion_mask(completions, E).tolist() == expected
 
 
-def grpo_loss_reference(logp, old, ref, adv, mask, beta, eps, loss_type):
+def grpo_loss_reference(logp, old, ref, adv, mask, beta, eps, loss_type, level="token", bias_correction_kl=False):
     """Token-by-token loops over plain floats."""
     per_seq, total, count = [], 0.0, 0
     for i in range(len(logp)):
-        terms = []
-        for t in range(len(logp[i])):
-            if mask[i][t]:
-                ratio = math.exp(logp[i][t] - old[i][t])
-                d = ref[i][t] - logp[i][t]
-                surrogate = -min(ratio * adv[i], min(max(ratio, 1 - eps), 1 + eps) * adv[i])
-                terms.append(surrogate + beta * (math.exp(d) - d - 1))
+        terms, kept = [], [t for t in range(len(logp[i])) if mask[i][t]]
+        seq_log_ratio = sum(logp[i][t] - old[i][t] for t in kept) / len(kept)  # GSPO: one ratio per completion
+        for t in kept:
+            ratio = math.exp(seq_log_ratio if level == "sequence" else logp[i][t] - old[i][t])
+            d = ref[i][t] - logp[i][t]
+            surrogate = -min(ratio * adv[i], min(max(ratio, 1 - eps), 1 + eps) * adv[i])
+            terms.append(surrogate + beta * (math.exp(d) - d - 1) * (ratio if bias_correction_kl else 1.0))
         per_seq.append(sum(terms) / len(terms))
         total, count = total + sum(terms), count + len(terms)
     return {"grpo": sum(per_seq) / len(per_seq), "bnpo": total / count, "dapo": total / count,
             "dr_grpo": total / (len(logp) * len(logp[0]))}[loss_type]
 
 
+@pytest.mark.parametrize("level, bias_correction_kl", [("token", False), ("sequence", False), ("token", True),
+                                                       ("sequence", True)])
 @pytest.mark.parametrize("loss_type", ["grpo", "bnpo", "dapo", "dr_grpo"])
-def test_loss_aggregation_matches_a_token_loop(loss_type):
+def test_loss_aggregation_matches_a_token_loop(loss_type, level, bias_correction_kl):
     torch.manual_seed(1)
     logp, old, ref = (torch.randn(4, 5, dtype=torch.float64) * 0.3 - 1 for _ in range(3))
     adv = torch.randn(4, dtype=torch.float64)
     mask = g.completion_mask(torch.tensor([[1, 2, g.END, 3, 3], [1, 2, 3, 4, g.END], [g.END, 1, 1, 1, 1],
                                            [1, 1, 1, 1, 1]]), g.END).double()
-    loss, _ = g.grpo_loss(logp, old, ref, adv, mask, beta=0.04, epsilon=0.2, loss_type=loss_type)
+    loss, _ = g.grpo_loss(logp, old, ref, adv, mask, beta=0.04, epsilon=0.2, loss_type=loss_type, level=level,
+                          bias_correction_kl=bias_correction_kl)
     expected = grpo_loss_reference(logp.tolist(), old.tolist(), ref.tolist(), adv.tolist(), mask.tolist(), 0.04, 0.2,
-                                   loss_type)
+                                   loss_type, level, bias_correction_kl)
     assert loss.item() == pytest.approx(expected, rel=1e-9)
+
+
+# ---------------------------------------------------------------- GSPO: one ratio per completion
+def test_sequence_ratio_is_the_exp_of_the_masked_mean_log_ratio():
+    torch.manual_seed(6)
+    logp, old = torch.randn(3, 5, dtype=torch.float64), torch.randn(3, 5, dtype=torch.float64)
+    mask = g.completion_mask(torch.tensor([[1, g.END, 2, 3, 4], [1, 2, 3, 4, 5], [1, 2, 3, g.END, 4]]), g.END).double()
+    ratio = g.importance_ratio(logp, old, mask, "sequence")
+    for i, n in enumerate([2, 5, 4]):
+        expected = math.exp(sum(logp[i, t].item() - old[i, t].item() for t in range(n)) / n)
+        assert ratio[i].tolist() == pytest.approx([expected] * 5, rel=1e-12)
+    tail = logp.clone()
+    tail[0, 2:], tail[2, 4] = 9.0, -9.0  # tokens after the end
+    assert torch.equal(g.importance_ratio(tail, old, mask, "sequence"), ratio)
+    torch.testing.assert_close(g.importance_ratio(logp, old, mask, "token"), torch.exp(logp - old))
+
+
+def test_sequence_level_clipping_stops_every_token_of_a_clipped_completion():
+    """Completion 0 has ratio 1.5 > 1 + eps with A > 0: clipped, no gradient on any token. Completion 1 has ratio 1.05:
+    each of its n tokens gets d(-rho A)/d logp_t = -A rho / n, then the mean over the B = 2 completions."""
+    old = torch.zeros(2, 4, dtype=torch.float64)
+    logp = torch.tensor([[0.2, 0.6, math.log(1.5) * 3 - 0.8, 5.0], [math.log(1.05) * 2, 0.0, 7.0, 7.0]],
+                        dtype=torch.float64, requires_grad=True)
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]], dtype=torch.float64)
+    adv = torch.tensor([1.0, 0.7], dtype=torch.float64)
+    loss, stats = g.grpo_loss(logp, old, old, adv, mask, beta=0.0, epsilon=0.2, level="sequence")
+    loss.backward()
+    assert torch.equal(logp.grad[0], torch.zeros(4, dtype=torch.float64))
+    expected = [-0.7 * 1.05 / 2 / 2] * 2 + [0.0, 0.0]  # -A rho / n on its n = 2 tokens, / B = 2; nothing after the end
+    assert logp.grad[1].tolist() == pytest.approx(expected, rel=1e-12)
+    assert stats["clip_ratio"].item() == pytest.approx(3 / 5)  # completion 0's three tokens of five
+
+
+# ---------------------------------------------------------------- the critic path (PPO with a value model)
+def shaped_rewards_reference(old, ref, scores, completions, beta):
+    """Plain loops: -beta (old - ref) up to and including the first end token, the score added at that last token."""
+    out = [[0.0] * len(row) for row in completions]
+    for i, row in enumerate(completions):
+        n = row.index(g.END) + 1 if g.END in row else len(row)
+        for t in range(n):
+            out[i][t] = -beta * (old[i][t] - ref[i][t])
+        out[i][n - 1] += scores[i]
+    return out
+
+
+@pytest.mark.parametrize("gamma, lam", [(1.0, 0.95), (0.9, 0.7), (1.0, 1.0), (0.8, 0.0)])
+def test_kl_shaped_rewards_and_completion_gae_match_token_loops(gamma, lam):
+    torch.manual_seed(7)
+    completions = [[1, 2, g.END, 3, g.END], [1, 2, 3, 4, g.END], [g.END, 1, 1, 1, 1], [4, 4, 4, 4, 4], [1, g.END, 2, 2, 2]]
+    mask = g.completion_mask(torch.tensor(completions), g.END).double()
+    old, ref, values = (torch.randn(5, 5, dtype=torch.float64) for _ in range(3))
+    scores = torch.tensor([1.0, 0.0, 1.0, 0.5, 0.0], dtype=torch.float64)
+    rewards = g.kl_shaped_rewards(old, ref, scores, mask, beta=0.1)
+    expected_rewards = shaped_rewards_reference(old.tolist(), ref.tolist(), scores.tolist(), completions, 0.1)
+    np.testing.assert_allclose(rewards.numpy(), expected_rewards, rtol=1e-12, atol=1e-15)
+    adv, returns = g.completion_gae(rewards, values, mask, gamma, lam)
+    # the reference walks each completion forward to its end; after the end nothing: terminal, value 0
+    dones = np.zeros((5, 5))
+    for i, row in enumerate(completions):
+        dones[i, row.index(g.END) if g.END in row else 4] = 1
+    ref_adv, ref_returns = gae_reference(np.array(expected_rewards).T, values.numpy().T, dones.T, np.zeros(5), gamma, lam)
+    m = mask.numpy().astype(bool)
+    np.testing.assert_allclose(adv.numpy()[m], ref_adv.T[m], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(returns.numpy()[m], ref_returns.T[m], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(returns[mask.bool()], (adv + values)[mask.bool()])
+    assert not adv[~mask.bool()].any() and not returns[~mask.bool()].any()
+
+
+def test_masked_whiten_normalizes_over_completion_tokens_only():
+    torch.manual_seed(8)
+    x = torch.randn(4, 6, dtype=torch.float64) * 3 + 2
+    mask = g.completion_mask(torch.tensor([[1, g.END, 1, 1, 1, 1], [1] * 6, [1, 1, 1, g.END, 1, 1], [g.END] * 6]),
+                             g.END).double()
+    white = g.masked_whiten(x, mask)
+    kept = white[mask.bool()].numpy()
+    assert kept.mean() == pytest.approx(0, abs=1e-12) and np.std(kept, ddof=1) == pytest.approx(1, rel=1e-6)
+    assert not white[~mask.bool()].any()
+    junk = torch.where(mask.bool(), x, torch.full_like(x, 1e6))
+    torch.testing.assert_close(g.masked_whiten(junk, mask), white, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("value, loss, grad", [
+    (0.1, 0.5 * 0.9 ** 2, -0.9),  # within 0.2 of V_old = 0: the plain squared error
+    (0.5, 0.5 * 0.8 ** 2, 0.0),   # moved 0.5 toward R = 1: the clipped value 0.2 has the larger error, no gradient
+    (-0.5, 0.5 * 1.5 ** 2, -1.5),  # moved away from R: the unclipped error is larger and keeps its gradient
+])
+def test_clipped_value_loss_at_hand_computed_points(value, loss, grad):
+    values = torch.tensor([[value, 50.0]], dtype=torch.float64, requires_grad=True)  # the second token is masked out
+    mask = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    out = g.clipped_value_loss(values, torch.zeros(1, 2, dtype=torch.float64), torch.ones(1, 2, dtype=torch.float64),
+                               mask, clip=0.2)
+    out.backward()
+    assert out.item() == pytest.approx(loss, rel=1e-12)
+    assert values.grad.tolist() == [[pytest.approx(grad, rel=1e-12, abs=0), 0.0]]
+
+
+def test_explained_variance_is_one_for_exact_values_and_zero_for_the_mean():
+    torch.manual_seed(9)
+    returns = torch.randn(3, 5, dtype=torch.float64)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]], dtype=torch.float64)
+    junk = torch.where(mask.bool(), returns, torch.full_like(returns, 7.0))  # masked-out tokens do not count
+    assert g.explained_variance(junk, returns, mask).item() == pytest.approx(1.0, abs=1e-12)
+    mean = torch.where(mask.bool(), returns[mask.bool()].mean(), torch.full_like(returns, -7.0))
+    assert g.explained_variance(mean, returns, mask).item() == pytest.approx(0.0, abs=1e-12)
+    assert g.explained_variance(-returns, returns, mask).item() == pytest.approx(-3.0, rel=1e-12)
 
 
 def loss_from_model(model, prompts, completions, adv, old, loss_type):
@@ -209,6 +345,24 @@ def test_tiny_run_logs_finite_metrics_and_saves_a_model(cuda):
     assert [s for s, _ in out["episodic_returns"]] == list(range(1, 7))
     state = torch.load(os.path.join(out["run_dir"], "model.pt"), weights_only=True)
     assert state["script"] == "grpo_toy.py" and state["task"] == "sum" and state["args"]["total_steps"] == 6
+
+
+@pytest.mark.parametrize("extra, scalars", [
+    (dict(advantage="critic"), [*TRAIN_SCALARS, "losses/value_loss", "losses/explained_variance"]),
+    (dict(importance_sampling_level="sequence", num_iterations=2), TRAIN_SCALARS),
+    (dict(use_bias_correction_kl=True, scale_rewards="batch"), TRAIN_SCALARS),
+], ids=["critic", "gspo", "bias-corrected-kl"])
+def test_variant_runs_log_finite_metrics(extra, scalars):
+    metrics = read_metrics(g.main(replace(TINY, **extra))["run_dir"])
+    assert_finite_scalars(metrics, scalars)
+    assert ("losses/value_loss" in metrics) == (extra.get("advantage") == "critic")
+
+
+@pytest.mark.parametrize("field, value", [("gamma", 1.5), ("gae_lambda", math.nan), ("vf_coef", math.inf),
+                                          ("cliprange_value", -0.1), ("gamma", -0.1)])
+def test_critic_arguments_out_of_range_are_refused(field, value):
+    with pytest.raises(g.UsageError, match="--gamma and --gae-lambda must be in"):
+        g.check_args(replace(TINY, **{field: value}))
 
 
 def test_seeded_runs_are_reproducible():
