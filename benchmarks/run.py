@@ -187,7 +187,9 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time")
     parser.add_argument("--list", action="store_true", help="print the commands and exit")
     opts = parser.parse_args(argv)
+    # seed by seed: a first seed of every job before the second seed of any (a stopped suite has covered more)
     tasks = [(job, seed) for job in SUITES[opts.suite] for seed in job.seeds]
+    tasks.sort(key=lambda task: task[0].seeds.index(task[1]))
     if opts.list:
         for job, seed in tasks:
             print(" ".join(command(opts.suite, job, seed)[1:]))
