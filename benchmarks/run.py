@@ -74,7 +74,7 @@ FIVE = (1, 2, 3, 4, 5)
 GRPO_VARIANTS = [("grpo", ()), ("critic", ("--advantage", "critic")), ("grpo-mu2", ("--num-iterations", "2")),
                  ("gspo-mu2", ("--importance-sampling-level", "sequence", "--num-iterations", "2")),
                  ("trl-defaults", ("--loss-type", "dapo", "--beta", "0")), ("dapo", ("--loss-type", "dapo")),
-                 ("beta0", ("--beta", "0"))]
+                 ("beta0", ("--beta", "0")), ("kl-corrected", ("--use-bias-correction-kl",))]
 DPO_VARIANTS = [("sigmoid", ()), ("ipo", ("--loss-type", "ipo")), ("ipo-averaged", ("--loss-type", "ipo", "--average-logprobs")),
                 ("kto", ("--loss-type", "kto")), ("orpo", ("--loss-type", "orpo"))]
 GRPO_COLUMNS = ("eval/greedy_accuracy", "eval/sampled_accuracy", "charts/reward")
