@@ -42,9 +42,9 @@ The critic, a copy of the warmed-up model with a fresh scalar head (InstructGPT 
 model), reads V_t where o_t is predicted. Separate, its loss cannot move the policy's weights: the policy update is the
 same function in both paths. One Adam optimizer over both models; their gradients are clipped together.
 
-Defaults: DeepSeekMath's (--loss-type grpo, --beta 0.04, --scale-rewards group, token-level ratios, no KL bias correction).
-TRL 1.16's GRPOConfig has loss_type dapo, beta 0, scale_rewards group, importance_sampling_level token,
-use_bias_correction_kl True: --loss-type dapo --beta 0 --use-bias-correction-kl (the last acts only when beta > 0).
+Defaults: DeepSeekMath's (--loss-type grpo, --beta 0.04, --scale-rewards group, token ratios, no KL bias correction); TRL
+1.16's are --loss-type dapo --beta 0 --use-bias-correction-kl (the last acts only when beta > 0). Measured on `sum` (README):
+without the KL anchor 2 of 3 seeds stay below 0.9 greedy accuracy at 600 steps; dapo alone changes nothing here.
 
 Differences from the paper: the "language model" is a 2-layer transformer over a 13-token vocabulary that the script
 warms up itself (supervised, on random answers, so it knows the format but is right only by chance, reward ~0.04); the
