@@ -22,8 +22,8 @@ without a reward model or sampling during training. --loss-type picks the loss; 
 minimizer over all policies is pi(y|x) proportional to pi_ref(y|x) exp(r(x, y) / beta); `ipo` is IPO (Azar et al. 2023,
 arXiv:2310.12036), which regresses h to a finite target; `hinge` the SLiC-style hinge (Zhao et al. 2023). `kto` is KTO
 (Ethayarajh et al. 2024, arXiv:2402.01306), for unpaired feedback: every completion is an example of its own, desirable
-(y_w) or undesirable (y_l), valued against z0, an estimate of KL(pi || pi_ref) from each prompt of the batch paired
-with another example's completion; the loss is the mean over the batch's examples. `orpo` is ORPO (Hong et al. 2024,
+(y_w) or undesirable (y_l), valued against z0, KTO's biased, gradient-free estimate of KL(pi || pi_ref) from prompts
+paired with other examples' completions; the loss is the mean over the batch's examples. `orpo` is ORPO (Hong et al. 2024,
 arXiv:2403.07691): no reference model, the NLL of y_w plus a penalty on the odds ratio of y_w to y_l. --sft-weight adds
 that weight times the per-token NLL of y_w (the RPO remedy, Pang et al. 2024, arXiv:2404.19733). The logged
 `rewards/chosen` and `rewards/rejected` are the implicit rewards beta (log pi - log pi_ref) of y_w and y_l (orpo, which
@@ -44,8 +44,8 @@ incorrect; prompts whose samples all tie are dropped); the reference log-probabi
 (KTO's mismatched ones at every step). IPO sums log-probabilities unless --average-logprobs divides them by the
 completion's length, as TRL does following the IPO authors. KTO's data are the completions the pairs hold, for a
 like-for-like comparison with DPO; KTO could also learn from prompts whose samples all tie (all desirable or all
-undesirable), which are not used here. ORPO, which its paper runs in place of the SFT stage, starts here from the
-warmed-up model like the others (its pairs are that model's samples).
+undesirable), which are not used here; the paper and TRL sum KTO's log-probabilities (--average-logprobs departs). ORPO,
+which its paper runs in place of SFT, starts from the warmed-up model; its NLL counts completion tokens only.
 
 Task `sort` (default): prompt "^abcd=", completion the four digits ascending and "$"; `sum`: prompt "^TT="
 with a target 0..27, completion three digits summing to it and "$".
@@ -105,7 +105,7 @@ class Args:
     beta: float = 0.5  # strength of the implicit KL regularization to the reference (0.1 is the common LLM default; not orpo)
     desirable_weight: float = 1.0  # kto: weight lambda_D of the loss of a desirable (chosen) completion
     undesirable_weight: float = 1.0  # kto: weight lambda_U of the loss of an undesirable (rejected) completion
-    orpo_lambda: float = 0.1  # orpo: weight lambda of the odds-ratio term beside the NLL of the chosen completion
+    orpo_lambda: float = 0.1  # orpo: weight lambda of the odds-ratio term beside the NLL (TRL's ORPOConfig.beta; not --beta)
     sft_weight: float = 0.0  # weight of the NLL of the chosen completion (RPO); 0 disables it (orpo has its own)
     learning_rate: float = 2e-4  # Adam learning rate of the policy
     num_epochs: int = 4  # passes over the preference pairs

@@ -1,5 +1,4 @@
-"""GRPO on a toy language task: a tiny causal transformer learns, from a 0/1 verifiable reward alone,
-to write three digits that sum to a target.
+"""GRPO, or PPO with a critic, on a toy task: a tiny transformer learns from a 0/1 reward to write digits of a given sum.
 
 Group Relative Policy Optimization (Shao et al. 2024, "DeepSeekMath", arXiv:2402.03300) is PPO without a critic. For each
 prompt q it samples a group of G completions o_1..o_G from the sampling policy pi_old, scores them with a reward r_i, and
@@ -20,13 +19,12 @@ Lite PPO (Liu et al. 2025, arXiv:2508.08221) scales by the batch's std. GSPO (Zh
 far smaller clip ranges (3e-4 / 4e-4) than the token level's defaults here; at mu = 1 its ratio is 1 too. k3 (Schulman)
 has E_pi_theta[k3_it] = KL(pi_theta || pi_ref), but on-policy its expected gradient is KL(pi_ref || pi_theta)'s; times the
 differentiable ratio (1 in value), KL(pi_theta || pi_ref)'s (DeepSeek-V3.2, arXiv:2512.02556: --use-bias-correction-kl).
---loss-type sets how tokens are averaged: `grpo` over each completion's tokens then over completions (the paper);
-`bnpo` / `dapo` over all completion tokens of the batch (DAPO, Yu et al. 2025, arXiv:2503.14476; identical here because
-there is one process); `dr_grpo` a sum divided by completions x max completion length (Dr. GRPO, Liu et al. 2025,
-arXiv:2503.20783, who also drop the std scaling: add --scale-rewards none). Tokens after a completion's first end token
-never reach the loss. Each sampled batch is used for --num-iterations (mu) gradient steps. At mu = 1 the policy being
-updated is the one that sampled, so rho = 1, clipping never acts, and the gradient is the plain policy gradient
-A_i grad log pi_theta; clipping (and losses/clip_ratio) matters only for mu > 1.
+--loss-type sets how tokens are averaged: `grpo` over each completion's tokens then over completions (the paper); `bnpo`
+/ `dapo` over all completion tokens of the batch (DAPO, Yu et al. 2025, arXiv:2503.14476; identical here because there is
+one process); `dr_grpo` a sum divided by completions x max completion length (Dr. GRPO, Liu et al. 2025, arXiv:2503.20783,
+who also drop the std scaling: add --scale-rewards none). Tokens after a completion's first end token never reach the loss.
+Each sampled batch is used for --num-iterations (mu) gradient steps. At mu = 1 the policy being updated is the one that
+sampled, so rho = 1, clipping never acts, and the gradient is the plain policy gradient A_i grad log pi_theta.
 
 --advantage critic is PPO with a value model as in InstructGPT's RLHF (Ouyang et al. 2022, arXiv:2203.02155; Ziegler et
 al. 2019, arXiv:1909.08593): per-token rewards, GAE (Schulman et al. 2015, arXiv:1506.02438) with V = 0 after the end:
@@ -39,8 +37,8 @@ al. 2019, arXiv:1909.08593): per-token rewards, GAE (Schulman et al. 2015, arXiv
     L    = grpo_loss with A_t and beta = 0 (the KL is in r_t) + vf_coef * L_V                main
 
 The critic, a copy of the warmed-up model with a fresh scalar head (InstructGPT initializes its value model from a trained
-model), reads V_t where o_t is predicted. Separate, its loss cannot move the policy's weights: the policy update is the
-same function in both paths. One Adam optimizer over both models; their gradients are clipped together.
+one), reads V_t where o_t is predicted; separate, it cannot move the policy's weights. One Adam over both models, gradients
+clipped together (so --vf-coef acts only through that clipping, as in TRL's PPO); --loss-type bnpo averages as PPO does.
 
 Defaults: DeepSeekMath's (--loss-type grpo, --beta 0.04, --scale-rewards group, token ratios, no KL bias correction); TRL
 1.16's are --loss-type dapo --beta 0 --use-bias-correction-kl (the last acts only when beta > 0). Measured on `sum` (README):
@@ -108,7 +106,7 @@ class Args:
     temperature: float = 1.0  # sampling temperature (the log-probabilities are those of the tempered distribution)
     learning_rate: float = 1e-3  # Adam learning rate of the policy (and the critic)
     anneal_lr: bool = False  # linearly anneal the learning rate to zero
-    beta: float = 0.04  # coefficient of the k3 KL penalty to the reference model (0 disables the reference)
+    beta: float = 0.04  # KL penalty to the reference: k3 in the loss (critic: k1 in the rewards); 0 disables the reference
     epsilon: float = 0.2  # lower clipping range: the ratio is clipped below at 1 - epsilon
     epsilon_high: float | None = None  # upper clipping range (DAPO's clip-higher); None means epsilon
     num_iterations: int = 1  # mu: gradient steps on each sampled batch (clipping acts only when > 1)
@@ -152,6 +150,8 @@ def check_args(args: Args) -> dict | None:
         (not (0 <= args.gamma <= 1 and 0 <= args.gae_lambda <= 1 and 0 <= args.vf_coef < math.inf and 0 <=
               args.cliprange_value < math.inf), "--gamma and --gae-lambda must be in [0, 1], --vf-coef and --cliprange-value "
          f"finite and >= 0 (got {args.gamma}, {args.gae_lambda}, {args.vf_coef}, {args.cliprange_value})."),
+        (args.advantage == "critic" and (args.scale_rewards != "group" or args.use_bias_correction_kl), "--advantage critic "
+         "whitens its GAE advantages and has its KL in the rewards: leave --scale-rewards and --use-bias-correction-kl out."),
         (not 0 <= args.seed < 2**32 or min(args.warmup_steps, args.torch_threads) < 0, f"--seed must be in [0, 2**32), "
          f"--warmup-steps and --torch-threads 0 or more (got {args.seed}, {args.warmup_steps}, {args.torch_threads})."),
     ]:
@@ -416,7 +416,7 @@ def main(args: Args) -> dict:
                 "charts/completion_length": mask.sum(1).mean(), "charts/learning_rate": optimizer.param_groups[0]["lr"],
                 "charts/SPS": step / (time.time() - start_time), "losses/loss": loss.detach(), "losses/kl": stats["kl"],
                 "losses/clip_ratio": stats["clip_ratio"], "losses/grad_norm": grad_norm, **({} if critic is None else {
-                    "losses/kl": (k3_kl(old_logp, ref_logp) * mask).sum() / mask.sum(),  # the KL lives in the rewards
+                    "losses/kl": ((old_logp - ref_logp) * mask).sum() / mask.sum(),  # k1, as in the rewards
                     "losses/value_loss": value_loss.detach(),
                     "losses/explained_variance": explained_variance(old_values, returns, mask)})})
     finally:  # also when stopped by SIGINT / SIGTERM (in the warm-up too) or a non-finite number: the model is saved

@@ -135,6 +135,8 @@ SPECIFIC = [
     ("grpo_toy.py", "--gae-lambda nan", "--gae-lambda"),
     ("grpo_toy.py", "--vf-coef inf", "--vf-coef"),
     ("grpo_toy.py", "--cliprange-value -0.2", "--cliprange-value"),
+    ("grpo_toy.py", "--advantage critic --scale-rewards none", "--scale-rewards"),
+    ("grpo_toy.py", "--advantage critic --use-bias-correction-kl", "--use-bias-correction-kl"),
     ("dpo_toy.py", "--loss-type kto --desirable-weight 0", "--desirable-weight"),
     ("dpo_toy.py", "--undesirable-weight nan", "--undesirable-weight"),
     ("dpo_toy.py", "--loss-type orpo --orpo-lambda inf", "--orpo-lambda"),

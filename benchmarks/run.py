@@ -73,6 +73,8 @@ ABLATIONS = {
 FIVE = (1, 2, 3, 4, 5)
 GRPO_VARIANTS = [("grpo", ()), ("critic", ("--advantage", "critic")), ("grpo-mu2", ("--num-iterations", "2")),
                  ("gspo-mu2", ("--importance-sampling-level", "sequence", "--num-iterations", "2")),
+                 ("gspo-mu2-clip4e-4", ("--importance-sampling-level", "sequence", "--num-iterations", "2", "--epsilon", "3e-4",
+                                        "--epsilon-high", "4e-4")),
                  ("trl-defaults", ("--loss-type", "dapo", "--beta", "0")), ("dapo", ("--loss-type", "dapo")),
                  ("beta0", ("--beta", "0")), ("kl-corrected", ("--use-bias-correction-kl",))]
 DPO_VARIANTS = [("sigmoid", ()), ("ipo", ("--loss-type", "ipo")), ("ipo-averaged", ("--loss-type", "ipo", "--average-logprobs")),

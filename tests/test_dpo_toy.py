@@ -252,7 +252,7 @@ def test_tiny_run_logs_finite_metrics_and_accuracies_every_epoch(cuda):
     steps = len(metrics["losses/loss"])
     assert steps == 2 * math.ceil(out["num_pairs"] / 8) and out["num_pairs"] > 0
     assert [s for s, _ in metrics["eval/sampled_accuracy"]] == [0, steps // 2, steps]  # before, after each epoch
-    assert metrics["rewards/margins"][0][1] == 0.0  # the first step sees policy == reference
+    assert abs(metrics["rewards/margins"][0][1]) < 1e-6  # the first step sees policy == reference (other batch shapes)
     assert metrics["rewards/margins"][-1][1] > 0.0  # training separates chosen from rejected
     assert read_args(out["run_dir"])["beta"] == 0.5 and read_args(out["run_dir"])["seed"] == 1  # --seed's default
     assert len(out["episodic_returns"]) == 3
@@ -266,7 +266,7 @@ def test_tiny_runs_of_the_other_losses_log_finite_metrics_and_separate_chosen_fr
     metrics = read_metrics(out["run_dir"])
     assert_finite_scalars(metrics, STEP_SCALARS + EVAL_SCALARS + extra)
     assert metrics["rewards/margins"][-1][1] > metrics["rewards/margins"][0][1]
-    assert (metrics["rewards/margins"][0][1] == 0.0) == (loss_type != "orpo")  # orpo's rewards need no reference
+    assert (abs(metrics["rewards/margins"][0][1]) < 1e-6) == (loss_type != "orpo")  # orpo's rewards need no reference
     if loss_type == "kto":
         assert all(z0 >= 0 for _, z0 in metrics["rewards/kl"])
     if loss_type == "orpo":

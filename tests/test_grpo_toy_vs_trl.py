@@ -136,7 +136,7 @@ def test_loss_and_its_gradient_match_trl(loss_type, level, beta, bias_correction
 
 
 @pytest.mark.parametrize("level", ["token", "sequence"])
-def test_per_token_advantages_of_the_critic_path_match_trl(level):
+def test_trl_loss_on_per_token_advantages_like_the_critic_paths_matches(level):
     """TRL's loss also takes (B, T) advantages: the critic path's whitened GAE advantages, beta = 0."""
     completions, logp, old, ref, rewards = random_batch(4)
     mask = g.completion_mask(completions, g.END).double()
