@@ -365,6 +365,30 @@ def test_critic_arguments_out_of_range_are_refused(field, value):
         g.check_args(replace(TINY, **{field: value}))
 
 
+def test_the_critic_reads_each_tokens_value_where_the_token_is_predicted_and_trains_apart_from_the_policy(monkeypatch):
+    """In a run: V_t given to the GAE equals the critic's output at the last position of the prefix that precedes
+    token t (recomputed on truncated sequences, so a shifted slice fails), the critic shares no parameter with the
+    policy, and the optimizer steps both."""
+    import sys
+    real_gae, checked = g.completion_gae, []
+
+    def checking_gae(rewards, values, mask, gamma, lam):
+        main = sys._getframe(1).f_locals
+        critic, policy, seqs, n_prompt = main["critic"], main["policy"], main["seqs"], main["prompt_len"]
+        with torch.no_grad():
+            expected = torch.stack([critic(seqs[:, :n_prompt + t])[:, -1, 0] for t in range(values.shape[1])], dim=1)
+        torch.testing.assert_close(values, expected, rtol=1e-5, atol=1e-5)
+        assert not {id(p) for p in critic.parameters()} & {id(p) for p in policy.parameters()}
+        stepped = {id(p) for group in main["optimizer"].param_groups for p in group["params"]}
+        assert {id(p) for p in [*critic.parameters(), *policy.parameters()]} <= stepped
+        checked.append(True)
+        return real_gae(rewards, values, mask, gamma, lam)
+
+    monkeypatch.setattr(g, "completion_gae", checking_gae)
+    g.main(replace(TINY, advantage="critic", total_steps=2))
+    assert len(checked) == 2
+
+
 def test_seeded_runs_are_reproducible():
     args = replace(TINY, num_iterations=2, epsilon_high=0.28, loss_type="dr_grpo")
     a, b = read_metrics(g.main(args)["run_dir"]), read_metrics(g.main(args)["run_dir"])
