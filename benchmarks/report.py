@@ -137,7 +137,8 @@ def plot_curves(title: str, metric: str, threshold, series: list[tuple[str, Job,
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, x_index, xlabel in ((axes[0], 0, "environment steps"), (axes[1], 1, "wall-clock seconds")):
+    steps = "training steps" if all("toy" in job.script for _, job, _ in series) else "environment steps"
+    for ax, x_index, xlabel in ((axes[0], 0, steps), (axes[1], 1, "wall-clock seconds")):
         for name, job, runs in series:
             grid, ys = mean_curve(runs, metric, job.window, x_index)
             if grid is None:
