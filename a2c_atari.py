@@ -134,8 +134,7 @@ def make_envs(env_id: str, num_envs: int, vector_env: str = "ale", capture_video
             signal.signal(signal.SIGTERM, signal.SIG_DFL)  # ends its workers with a SIGTERM of their own
         env = gym.make(env_id, frameskip=1, disable_env_checker=True,  # frameskip=1: AtariPreprocessing repeats the actions
                        render_mode="rgb_array" if capture_video and idx == 0 else None)  # (-v5 ids skip 4); videos: every frame
-        if env.render_mode:
-            env = gym.wrappers.RecordVideo(env, os.path.join(run_dir, "videos"))
+        env = gym.wrappers.RecordVideo(env, os.path.join(run_dir, "videos")) if env.render_mode else env
         env = gym.wrappers.AtariPreprocessing(env, noop_max=30, frame_skip=4, screen_size=84, grayscale_obs=True,
                                               terminal_on_life_loss=False)  # life loss is done by the learner
         return gym.wrappers.FrameStackObservation(FireOnReset(env), 4, padding_type="zero")  # zeros, as ale-py
@@ -284,7 +283,7 @@ def main(args: Args) -> dict:
                     dist.all_gather_object(rngs := rngs * world, rngs[0])  # (rngs[0], this process's, is read after the :=)
                 if run:
                     save_checkpoint(run.checkpoint, agent, args, optimizer, iteration=iteration + 1, global_step=global_step,
-                                    elapsed=time.time() - run.start, world=world, rng=rngs)
+                                    **run.progress, world=world, rng=rngs)
                 if stop:
                     raise KeyboardInterrupt(stop, *([run.dir] if run else []))
                 next_checkpoint = time.time() + args.checkpoint_interval
@@ -331,18 +330,18 @@ class Run:
         with open(os.path.join(self.dir, "args.json"), "w") as f:
             json.dump(asdict(args), f, indent=2)
         step, metrics = state["global_step"] if args.resume else -1, os.path.join(self.dir, "metrics.csv")
-        rows = [r for r in open(metrics).readlines()[1:] if int(r.split(",")[0]) <= step] if args.resume else []
-        self.file = open(metrics, "w")  # resuming: the rows logged after the checkpoint go, as the run logs them again
-        self.file.writelines(["global_step,wall_time,name,value\n", *(r for r in rows if r.endswith("\n"))])
+        if args.resume:  # the rows logged after the checkpoint go, in one truncate, as the run logs them again
+            os.truncate(metrics, state["csv_bytes"])
+        self.file = open(metrics, "a" if args.resume else "w", buffering=1)  # line-buffered: each row on disk at once
+        self.file.write("" if args.resume else "global_step,wall_time,name,value\n")
         self.tb = SummaryWriter(self.dir, purge_step=step + 1 if args.resume else None)  # TensorBoard hides the later events
-        self.total, self.episodic_returns, self.last_print = args.total_timesteps, [], 0.0
+        self.total, self.last_print, self.episodic_returns = args.total_timesteps, 0.0, state["returns"] if args.resume else []
         self.start = time.time() - (state["elapsed"] if args.resume else 0.0)  # wall_time goes on from the checkpoint
         print(f"run directory: {self.dir}" + (f" (resumed at step {step:,}, new episodes)" if args.resume else ""), flush=True)
 
     def log(self, step: int, scalars: dict) -> None:  # one row per scalar; with charts/SPS, a progress line every 2 s
         scalars, wall = {name: float(value) for name, value in scalars.items()}, time.time() - self.start
         self.file.writelines(f"{step},{wall:.3f},{name},{value}\n" for name, value in scalars.items())
-        self.file.flush()
         for name, value in scalars.items():
             self.tb.add_scalar(name, value, step)
         if self.wandb is not None:
@@ -358,7 +357,8 @@ class Run:
             self.log(step, {"charts/episodic_return": self.episodic_returns[-1][1],
                             "charts/episodic_length": infos["episode"]["l"][i]})
 
-    recent = property(lambda self: np.mean([r for _, r in self.episodic_returns[-20:]] or [np.nan]))
+    recent = property(lambda run: np.mean([r for _, r in run.episodic_returns[-20:]] or [np.nan]))
+    progress = property(lambda run: dict(elapsed=time.time() - run.start, returns=run.episodic_returns, csv_bytes=run.file.tell()))
 
     def finish(self, agent, eval_returns: list, **extra) -> dict:  # close the files, print a closing line; main's result
         with contextlib.suppress(FileNotFoundError):  # trained and evaluated: nothing left to resume

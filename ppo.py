@@ -117,7 +117,7 @@ def check_args(args: Args) -> dict | None:  # bad arguments, checkpoints, spaces
 
 # ---------------------------------------------------------------- environments
 def make_envs(env_id: str, num_envs: int, capture_video: bool = False, run_dir: str = ".") -> gym.vector.VectorEnv:
-    # SAME_STEP autoreset: an observation returned with done=True starts the next episode, the true final one is in
+    # SameStep autoreset: an observation returned with done=True starts the next episode, the true final one is in
     # infos["final_obs"]: no transition the autoreset invents is stored. No passive env checker (it sits in every step).
     def make_env(idx: int):  # a time limit if the environment has none
         kwargs = dict(disable_env_checker=True, max_episode_steps=gym.spec(env_id).max_episode_steps or 10_000)
@@ -128,8 +128,7 @@ def make_envs(env_id: str, num_envs: int, capture_video: bool = False, run_dir: 
         if not (isinstance(env.observation_space, gym.spaces.Box) and len(env.observation_space.shape) == 1):
             env = gym.wrappers.FlattenObservation(env)  # a Box of any shape to a vector, Discrete to one-hot
         return gym.wrappers.RecordEpisodeStatistics(env)
-    return gym.vector.SyncVectorEnv([lambda i=i: make_env(i) for i in range(num_envs)],
-                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    return gym.vector.SyncVectorEnv([lambda i=i: make_env(i) for i in range(num_envs)], autoreset_mode="SameStep")
 
 # ---------------------------------------------------------------- networks
 def layer_init(layer: nn.Linear, std: float = np.sqrt(2), bias_const: float = 0.0) -> nn.Linear:
@@ -293,7 +292,7 @@ def main(args: Args) -> dict:
 
             if Stop.signum or time.time() > next_checkpoint or iteration == num_iterations:  # the state --resume restores
                 save_checkpoint(run.checkpoint, agent, args, optimizer, iteration=iteration + 1, global_step=global_step,
-                                elapsed=time.time() - run.start)
+                                **run.progress)
                 if Stop.signum:
                     raise KeyboardInterrupt(Stop.signum, run.dir)
                 next_checkpoint = time.time() + args.checkpoint_interval
@@ -333,18 +332,18 @@ class Run:
         with open(os.path.join(self.dir, "args.json"), "w") as f:
             json.dump(asdict(args), f, indent=2)
         step, metrics = state["global_step"] if args.resume else -1, os.path.join(self.dir, "metrics.csv")
-        rows = [r for r in open(metrics).readlines()[1:] if int(r.split(",")[0]) <= step] if args.resume else []
-        self.file = open(metrics, "w")  # resuming: the rows logged after the checkpoint go, as the run logs them again
-        self.file.writelines(["global_step,wall_time,name,value\n", *(r for r in rows if r.endswith("\n"))])
+        if args.resume:  # the rows logged after the checkpoint go, in one truncate, as the run logs them again
+            os.truncate(metrics, state["csv_bytes"])
+        self.file = open(metrics, "a" if args.resume else "w", buffering=1)  # line-buffered: each row on disk at once
+        self.file.write("" if args.resume else "global_step,wall_time,name,value\n")
         self.tb = SummaryWriter(self.dir, purge_step=step + 1 if args.resume else None)  # TensorBoard hides the later events
-        self.total, self.episodic_returns, self.last_print = args.total_timesteps, [], 0.0
+        self.total, self.last_print, self.episodic_returns = args.total_timesteps, 0.0, state["returns"] if args.resume else []
         self.start = time.time() - (state["elapsed"] if args.resume else 0.0)  # wall_time goes on from the checkpoint
         print(f"run directory: {self.dir}" + (f" (resumed at step {step:,}, new episodes)" if args.resume else ""), flush=True)
 
     def log(self, step: int, scalars: dict) -> None:  # one row per scalar; with charts/SPS, a progress line every 2 s
         scalars, wall = {name: float(value) for name, value in scalars.items()}, time.time() - self.start
         self.file.writelines(f"{step},{wall:.3f},{name},{value}\n" for name, value in scalars.items())
-        self.file.flush()
         for name, value in scalars.items():
             self.tb.add_scalar(name, value, step)
         if self.wandb is not None:
@@ -360,7 +359,8 @@ class Run:
             self.log(step, {"charts/episodic_return": self.episodic_returns[-1][1],
                             "charts/episodic_length": infos["final_info"]["episode"]["l"][i]})
 
-    recent = property(lambda self: np.mean([r for _, r in self.episodic_returns[-20:]] or [np.nan]))
+    recent = property(lambda run: np.mean([r for _, r in run.episodic_returns[-20:]] or [np.nan]))
+    progress = property(lambda run: dict(elapsed=time.time() - run.start, returns=run.episodic_returns, csv_bytes=run.file.tell()))
 
     def finish(self, agent, eval_returns: list, **extra) -> dict:  # close the files, print a closing line; main's result
         with contextlib.suppress(FileNotFoundError):  # trained and evaluated: nothing left to resume

@@ -194,8 +194,12 @@ def test_a_run_stopped_and_resumed_logs_every_update_once(script, sig, trained, 
         done = launch(tmp_path, script, [*tiny(script), "--checkpoint-interval", "1e-9"], *KILL_AT[script], sig)
     assert done.returncode in (143, -9), done.stderr[-3000:]
     run_dir, mod = run_dir_of(done), module(script)
-    mod.main(tyro.cli(mod.Args, args=["--resume", str(run_dir)]))
+    stopped_at = torch.load(run_dir / "checkpoint.pt", weights_only=True)["global_step"]
+    out = mod.main(tyro.cli(mod.Args, args=["--resume", str(run_dir)]))
     assert not (run_dir / "checkpoint.pt").exists()  # finished: nothing left to resume
+    logged = [(int(r["global_step"]), float(r["value"])) for r in metrics_rows(run_dir) if r["name"] == "charts/episodic_return"]
+    assert out["episodic_returns"] == logged  # the returns from before the stop count too (tiny Breakout: no game ends
+    assert logged[0][0] <= stopped_at or script == "a2c_atari.py"  # before the stop)
     updates = [int(r["global_step"]) for r in metrics_rows(run_dir) if r["name"] == UPDATE_SCALAR]
     whole = [int(r["global_step"]) for r in metrics_rows(trained(script)[0]) if r["name"] == UPDATE_SCALAR]
     assert updates == whole  # the same updates as a run never stopped: none twice, none missing
