@@ -148,6 +148,8 @@ def main(argv=None) -> Path:
         ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
     ax.set_title(opts.metric + (f" (moving average over {opts.smooth})" if opts.smooth > 1 else ""))
     ax.set_xlabel("global step" if opts.x == "step" else "wall-clock seconds")
+    if opts.x == "step":  # 200 k, not 200000
+        ax.xaxis.set_major_formatter(matplotlib.ticker.EngFormatter())
     ax.set_ylabel(opts.metric)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")

@@ -143,12 +143,15 @@ def plot_curves(title: str, metric: str, threshold, series: list[tuple[str, Job,
             grid, ys = mean_curve(runs, metric, job.window, x_index)
             if grid is None:
                 continue
-            line, = ax.plot(grid, ys.mean(0), label=f"{name} ({len(ys)} seeds)" if name else f"mean of {len(ys)} seeds")
+            seeds = f"{len(ys)} seed" + "s" * (len(ys) > 1)
+            line, = ax.plot(grid, ys.mean(0), label=f"{name} ({seeds})" if name else f"mean of {seeds}")
             ax.fill_between(grid, ys.min(0), ys.max(0), alpha=0.15 if len(series) > 1 else 0.25, color=line.get_color(),
                             label=None if len(series) > 1 else "min-max")
         if threshold is not None:
             ax.axhline(threshold, color="gray", linestyle="--", linewidth=1)
         ax.set_xlabel(xlabel)
+        if x_index == 0:  # 200 k, not 200000 (labels that overlap)
+            ax.xaxis.set_major_formatter(matplotlib.ticker.EngFormatter())
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
     axes[0].legend(loc="lower right", fontsize="small")
