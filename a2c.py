@@ -400,8 +400,8 @@ def load_checkpoint(args: Args) -> dict:  # --load-model's file (it fills in --e
     except Exception as e:  # missing, empty, truncated, not a checkpoint at all
         why = f"{type(e).__name__}: {e}".splitlines()[0].rstrip(": ")
         raise UsageError(f"{flag} {path} cannot be read ({why}); pass a run's model.pt (--resume: a stopped run).") from None
-    if not isinstance(state, dict) or state.get("script") != "a2c.py":
-        raise UsageError(f"{path} was not saved by a2c.py; load it with the script that trained it.")
+    if not isinstance(state, dict) or state.get("script") != "a2c.py" or args.resume and "csv_bytes" not in state:
+        raise UsageError(f"{path} was not saved by a2c.py, or by an older one: use the script that trained it.")
     if args.env_id not in (None, state["env_id"]):
         raise UsageError(f"{path} was trained on {state['env_id']}, not {args.env_id}; leave --env-id out.")
     args.env_id, args.seed = state["env_id"], state["args"]["seed"] if args.seed is None else args.seed

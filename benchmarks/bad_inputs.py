@@ -45,7 +45,8 @@ TINY = {
                   "--num-epochs 1 --batch-size 2 --eval-prompts 4 --eval-samples 1 --d-model 16 --n-layer 1 --n-head 2",
 }
 
-# Files a case may name: {empty}, {text}, {truncated}, {foreign}, {notadict}, {file} (a plain file as --runs-dir);
+# Files a case may name: {empty}, {text}, {truncated}, {foreign}, {notadict}, {file} (a plain file as --runs-dir),
+# {older} (a run directory whose checkpoint.pt predates the resume format);
 # {lr}: the script's learning-rate flag.
 EVERY_SCRIPT = [
     ("--seed -1", "--seed"),
@@ -73,6 +74,7 @@ SPECIFIC = [
     *[(s, "--checkpoint-interval 0", "--checkpoint-interval") for s in RL],
     *[(s, "--checkpoint-interval nan", "--checkpoint-interval") for s in RL],
     *[(s, "--resume missing/run", "--resume missing/run/checkpoint.pt cannot be read") for s in RL],
+    *[(s, "--resume {older}", "or by an older one") for s in RL],
     *[(s, "--max-grad-norm -1", "--max-grad-norm") for s in ["ppo.py", "a2c.py", "ppo_continuous.py", "a2c_atari.py",
                                                               "grpo_toy.py", "dpo_toy.py"]],
     *[(s, "--max-grad-norm nan", "--max-grad-norm") for s in ["ppo.py", "a2c.py", "grpo_toy.py"]],
@@ -150,7 +152,7 @@ CASES += SPECIFIC
 
 
 def make_files(folder: Path, script: str) -> dict:
-    """The files the cases name, in `folder`: empty, text, a truncated checkpoint, a foreign one, a tensor."""
+    """The files the cases name, in `folder`: empty, text, a truncated checkpoint, a foreign one, a tensor, an old run."""
     files = {"empty": folder / "empty.pt", "text": folder / "notes.pt", "truncated": folder / "truncated.pt",
              "foreign": folder / "foreign.pt", "notadict": folder / "tensor.pt", "file": folder / "a_file"}
     files["empty"].write_bytes(b"")
@@ -163,6 +165,10 @@ def make_files(folder: Path, script: str) -> dict:
     data = files["truncated"].read_bytes()
     files["truncated"].write_bytes(data[:len(data) // 2])
     torch.save(torch.zeros(3), files["notadict"])
+    files["older"] = folder / "older_run"  # everything but the size of metrics.csv at the checkpoint
+    files["older"].mkdir()
+    torch.save({"script": script, "env_id": "Pendulum-v1", "args": {"env_id": "Pendulum-v1", "seed": 1}, "model": {},
+                "global_step": 8, "elapsed": 1.0}, files["older"] / "checkpoint.pt")
     return files
 
 
