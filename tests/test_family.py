@@ -198,8 +198,8 @@ def test_a_run_stopped_and_resumed_logs_every_update_once(script, sig, trained, 
     out = mod.main(tyro.cli(mod.Args, args=["--resume", str(run_dir)]))
     assert not (run_dir / "checkpoint.pt").exists()  # finished: nothing left to resume
     logged = [(int(r["global_step"]), float(r["value"])) for r in metrics_rows(run_dir) if r["name"] == "charts/episodic_return"]
-    assert out["episodic_returns"] == logged  # the returns from before the stop count too (tiny Breakout: no game ends
-    assert logged[0][0] <= stopped_at or script == "a2c_atari.py"  # before the stop)
+    assert out["episodic_returns"] == logged  # every return, those from before the stop too
+    assert logged[0][0] <= stopped_at or script == "a2c_atari.py"  # (tiny Breakout ends no game before the stop)
     updates = [int(r["global_step"]) for r in metrics_rows(run_dir) if r["name"] == UPDATE_SCALAR]
     whole = [int(r["global_step"]) for r in metrics_rows(trained(script)[0]) if r["name"] == UPDATE_SCALAR]
     assert updates == whole  # the same updates as a run never stopped: none twice, none missing
